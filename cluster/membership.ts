@@ -1,0 +1,46 @@
+/**
+ * The membership port: which nodes are alive.
+ *
+ * Adapters: `membership_memory.ts` (one process, for a single node and in-process tests) and
+ * `membership_redis.ts` (a registry with heartbeats and a TTL).
+ *
+ * Guarantees:
+ * - A node id is new at every process start; a restarted process is a new member.
+ * - `join` registers this node and starts heartbeats; a node whose heartbeats stop for longer
+ *   than the TTL is no longer in `liveNodes()` (it is dead, even if it comes back: it must
+ *   re-join under a new id).
+ * - `liveNodes()` answers from a local view refreshed at least once per heartbeat interval, so it
+ *   never blocks on the network; `refresh()` forces a read.
+ * - When this node cannot heartbeat for longer than the TTL, `onSelfLost` handlers run: the node
+ *   must stop its actors (self-fencing).
+ *
+ * @module
+ */
+
+/** What a node announces about itself. */
+export interface NodeInfo {
+  /** Unique per process start. */
+  id: string;
+  /** Where clients can reach its gateway, e.g. `http://127.0.0.1:8080`. */
+  address: string;
+  /** Milliseconds since the epoch. */
+  startedAt: number;
+}
+
+/** The membership port. */
+export interface Membership {
+  /** Registers `self` and starts heartbeating. */
+  join(self: NodeInfo): Promise<void>;
+  /** Stops heartbeating and removes this node from the registry at once. */
+  leave(): Promise<void>;
+  /** Live nodes from the local view (this node included once joined). */
+  liveNodes(): NodeInfo[];
+  /** Re-reads the registry now. */
+  refresh(): Promise<NodeInfo[]>;
+  /** Whether `nodeId` is in the local live view. */
+  isLive(nodeId: string): boolean;
+  /** Called with the new view whenever the live set changes. */
+  onChange(handler: (nodes: NodeInfo[]) => void): void;
+  /** Called when this node has failed to heartbeat for a whole TTL. */
+  onSelfLost(handler: () => void): void;
+}
