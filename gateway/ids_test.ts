@@ -1,0 +1,30 @@
+import assert from "node:assert/strict";
+import { isId, newId, randomBase32 } from "./ids.ts";
+
+Deno.test("newId is the prefix, an underscore and 20 lowercase base32 characters", () => {
+  for (let i = 0; i < 100; i++) {
+    const id = newId("u");
+    assert.match(id, /^u_[a-z2-7]{20}$/);
+    assert.equal(isId(id, "u"), true);
+  }
+});
+
+Deno.test("newId does not repeat", () => {
+  const seen = new Set<string>();
+  for (let i = 0; i < 10_000; i++) seen.add(newId("g"));
+  assert.equal(seen.size, 10_000);
+});
+
+Deno.test("randomBase32 uses the whole alphabet", () => {
+  const chars = new Set(randomBase32(5000));
+  assert.equal(chars.size, 32);
+});
+
+Deno.test("isId rejects other shapes", () => {
+  const id = newId("u");
+  assert.equal(isId(id, "g"), false);
+  assert.equal(isId(id + "a", "u"), false);
+  assert.equal(isId(id.slice(0, -1) + "1", "u"), false);
+  assert.equal(isId(id.toUpperCase(), "u"), false);
+  assert.equal(isId(42, "u"), false);
+});
