@@ -86,7 +86,7 @@ export class MemoryMembership implements Membership {
   readonly #ttlMs: number;
   readonly #now: () => number;
   #self: NodeInfo | null = null;
-  #timer: number | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
   #lastBeat = 0;
   #view = new Map<string, NodeInfo>();
   #viewList: NodeInfo[] = [];
