@@ -1,0 +1,64 @@
+/**
+ * Picks the cluster adapters for a node's configuration: the memory adapters in embedded mode,
+ * Redis (membership, placement) and NATS (transport) in cluster mode. A dependency that does not
+ * answer at start-up rejects with an error naming it.
+ *
+ * @module
+ */
+import type { Config } from "../config.ts";
+import type { Logger } from "../observability/log.ts";
+import type { Membership } from "./membership.ts";
+import { MemoryMembership } from "./membership_memory.ts";
+import type { Placement } from "./placement.ts";
+import { MemoryPlacement } from "./placement_memory.ts";
+import type { Transport } from "./transport.ts";
+import { MemoryNetwork, MemoryTransport } from "./transport_memory.ts";
+
+/** The adapters of one node. */
+export interface ClusterAdapters {
+  membership: Membership;
+  placement: Placement;
+  transport: Transport;
+  close(): Promise<void>;
+}
+
+/** Shared in-process state so several in-process nodes form one memory cluster (tests). */
+export interface MemoryCluster {
+  network: MemoryNetwork;
+  placement: MemoryPlacement;
+  membershipFor(nodeId: string): MemoryMembership;
+}
+
+/** Creates a fresh in-process cluster. */
+export function createMemoryCluster(): MemoryCluster {
+  const registry = MemoryMembership.createRegistry();
+  return {
+    network: new MemoryNetwork(),
+    placement: new MemoryPlacement(),
+    membershipFor: () => new MemoryMembership(registry),
+  };
+}
+
+/** Builds and connects the adapters for `config`. */
+export async function clusterAdapters(
+  config: Config,
+  nodeId: string,
+  logger: Logger,
+  memory?: MemoryCluster,
+): Promise<ClusterAdapters> {
+  if (config.mode === "embedded") {
+    const m = memory ?? createMemoryCluster();
+    const membership = m.membershipFor(nodeId);
+    const transport = new MemoryTransport(m.network, nodeId);
+    return {
+      membership,
+      placement: m.placement,
+      transport,
+      close: async () => {
+        await transport.close();
+      },
+    };
+  }
+  const { connectRedisCluster } = await import("./redis_nats.ts");
+  return await connectRedisCluster(config, nodeId, logger);
+}

@@ -1,0 +1,197 @@
+/**
+ * Node configuration from environment variables. Every variable is documented in README.md.
+ *
+ * `loadConfig` either returns a complete, validated configuration or throws a
+ * {@link ConfigError} whose message names the variable and the accepted values, so a bad value
+ * stops start-up with a clear message instead of misbehaving later.
+ *
+ * @module
+ */
+import { isLogLevel, type LogLevel } from "./observability/log.ts";
+
+/** A configuration value is missing or invalid. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** The validated node configuration. */
+export interface Config {
+  /** HTTP/WebSocket port (0 picks a free one). Default 8080. */
+  port: number;
+  /** Listen address. Default `0.0.0.0`. */
+  hostname: string;
+  /** Where the embedded store (and a generated JWT secret) live. Default `./data`. */
+  dataDir: string;
+  /** Postgres URL; when set, the Postgres store replaces the embedded SQLite one. */
+  databaseUrl?: string;
+  /** Redis URL (cluster placement and membership). */
+  redisUrl?: string;
+  /** NATS URL(s), comma-separated (cluster transport). */
+  natsUrl?: string;
+  /** `embedded` (memory cluster adapters) or `cluster` (Redis + NATS + Postgres). */
+  mode: "embedded" | "cluster";
+  /** HS256 secrets; the first signs, all verify. Undefined → generated under dataDir (embedded only). */
+  jwtSecrets?: string[];
+  /** Access-token lifetime, seconds. Default 900. */
+  accessTokenTtlSec: number;
+  /** Refresh-token lifetime, seconds. Default 30 days. */
+  refreshTokenTtlSec: number;
+  /** PBKDF2 iterations for new password hashes. Default 210000. */
+  passwordIterations: number;
+  /** Largest WebSocket message accepted, bytes. Default 65536. */
+  maxFrameBytes: number;
+  /** Time allowed between the upgrade and the `auth` frame, ms. Default 10000. */
+  authTimeoutMs: number;
+  /** WebSocket ping interval / idle timeout, seconds. Default 30. */
+  idleTimeoutSec: number;
+  /** Actor mailbox capacity. Default 1024. */
+  mailboxCapacity: number;
+  /** Idle time before an actor is passivated, ms. Default 300000. */
+  passivateAfterMs: number;
+  /** Default deadline of a client request inside the cluster, ms. Default 5000. */
+  requestTimeoutMs: number;
+  /** Most members a group may have. Default 2000. */
+  groupMaxMembers: number;
+  /** Per-connection request budget per second before `rate_limited`. Default 200. */
+  rateLimitPerSec: number;
+  /** Bytes queued on one socket before it is closed as a slow consumer. Default 8 MiB. */
+  maxSocketBufferBytes: number;
+  /** Allowed `Origin` values for the WebSocket upgrade; empty = any. */
+  allowedOrigins: string[];
+  /** NATS subject prefix (several clusters may share one NATS). Default `im`. */
+  natsPrefix: string;
+  /** Redis key prefix. Default `im`. */
+  redisPrefix: string;
+  /** Placement lease, ms. Default 6000. */
+  leaseMs: number;
+  /** Membership heartbeat, ms. Default 1000. */
+  heartbeatMs: number;
+  /** Membership TTL, ms. Default 3000. */
+  memberTtlMs: number;
+  logLevel: LogLevel;
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return def;
+  if (!/^-?\d+$/.test(raw.trim())) {
+    throw new ConfigError(`${name} must be an integer, got "${raw}"`);
+  }
+  const n = Number(raw.trim());
+  if (n < min || n > max) {
+    throw new ConfigError(`${name} must be between ${min} and ${max}, got ${n}`);
+  }
+  return n;
+}
+
+function url(env: Env, name: string, schemes: string[]): string | undefined {
+  const raw = env[name]?.trim();
+  if (!raw) return undefined;
+  for (const part of raw.split(",")) {
+    let parsed: URL;
+    try {
+      parsed = new URL(part.includes("://") ? part : `${schemes[0]}//${part}`);
+    } catch {
+      throw new ConfigError(`${name} is not a valid URL: "${part}"`);
+    }
+    if (!schemes.includes(parsed.protocol)) {
+      throw new ConfigError(`${name} must use ${schemes.join(" or ")}, got "${parsed.protocol}"`);
+    }
+  }
+  return raw;
+}
+
+function secrets(env: Env): string[] | undefined {
+  const list: string[] = [];
+  const direct = env.JWT_SECRET?.trim();
+  if (direct) list.push(...direct.split(",").map((s) => s.trim()).filter(Boolean));
+  const file = env.JWT_SECRET_FILE?.trim();
+  if (file) {
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(file);
+    } catch (err) {
+      throw new ConfigError(`JWT_SECRET_FILE "${file}" cannot be read: ${(err as Error).message}`);
+    }
+    list.push(...text.split(/\r?\n/).map((s) => s.trim()).filter(Boolean));
+  }
+  for (const s of list) {
+    if (new TextEncoder().encode(s).length < 32) {
+      throw new ConfigError("JWT_SECRET values must be at least 32 bytes long");
+    }
+  }
+  return list.length ? list : undefined;
+}
+
+/** Reads and validates the configuration; throws ConfigError with a clear message. */
+export function loadConfig(env: Env = Deno.env.toObject()): Config {
+  const databaseUrl = url(env, "DATABASE_URL", ["postgres:", "postgresql:"]);
+  const redisUrl = url(env, "REDIS_URL", ["redis:", "rediss:"]);
+  const natsUrl = url(env, "NATS_URL", ["nats:", "tls:"]);
+  const clusterParts = [redisUrl, natsUrl].filter(Boolean).length;
+  if (clusterParts === 1) {
+    throw new ConfigError("Cluster mode needs both REDIS_URL and NATS_URL (got only one)");
+  }
+  const mode = clusterParts === 2 ? "cluster" : "embedded";
+  if (mode === "cluster" && !databaseUrl) {
+    throw new ConfigError("Cluster mode (REDIS_URL and NATS_URL set) needs DATABASE_URL");
+  }
+  const jwtSecrets = secrets(env);
+  if (mode === "cluster" && !jwtSecrets) {
+    throw new ConfigError(
+      "Cluster mode needs JWT_SECRET or JWT_SECRET_FILE: every node must share the signing key",
+    );
+  }
+  const logLevel = env.LOG_LEVEL?.trim() || "info";
+  if (!isLogLevel(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of debug, info, warn, error, got "${logLevel}"`);
+  }
+  const origins = (env.ALLOWED_ORIGINS ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  const prefix = (name: string) => {
+    const v = env[name]?.trim() || "im";
+    if (!/^[A-Za-z0-9_-]{1,32}$/.test(v)) {
+      throw new ConfigError(`${name} must be 1-32 characters of A-Z a-z 0-9 _ -, got "${v}"`);
+    }
+    return v;
+  };
+  const leaseMs = int(env, "LEASE_MS", 6000, 1000, 600_000);
+  const heartbeatMs = int(env, "HEARTBEAT_MS", 1000, 100, 60_000);
+  const memberTtlMs = int(env, "MEMBER_TTL_MS", 3000, 300, 600_000);
+  if (memberTtlMs < 2 * heartbeatMs) {
+    throw new ConfigError("MEMBER_TTL_MS must be at least twice HEARTBEAT_MS");
+  }
+  return {
+    port: int(env, "PORT", 8080, 0, 65535),
+    hostname: env.HOST?.trim() || "0.0.0.0",
+    dataDir: env.DATA_DIR?.trim() || "./data",
+    databaseUrl,
+    redisUrl,
+    natsUrl,
+    mode,
+    jwtSecrets,
+    accessTokenTtlSec: int(env, "ACCESS_TOKEN_TTL_SEC", 900, 10, 86_400),
+    refreshTokenTtlSec: int(env, "REFRESH_TOKEN_TTL_SEC", 30 * 86_400, 60, 365 * 86_400),
+    passwordIterations: int(env, "PASSWORD_ITERATIONS", 210_000, 1_000, 10_000_000),
+    maxFrameBytes: int(env, "MAX_FRAME_BYTES", 65_536, 1_024, 16 * 1_048_576),
+    authTimeoutMs: int(env, "AUTH_TIMEOUT_MS", 10_000, 100, 600_000),
+    idleTimeoutSec: int(env, "IDLE_TIMEOUT_SEC", 30, 1, 3_600),
+    mailboxCapacity: int(env, "MAILBOX_CAPACITY", 1024, 1, 1_000_000),
+    passivateAfterMs: int(env, "PASSIVATE_AFTER_MS", 300_000, 10, 86_400_000),
+    requestTimeoutMs: int(env, "REQUEST_TIMEOUT_MS", 5_000, 100, 600_000),
+    groupMaxMembers: int(env, "GROUP_MAX_MEMBERS", 2_000, 2, 100_000),
+    rateLimitPerSec: int(env, "RATE_LIMIT_PER_SEC", 200, 1, 1_000_000),
+    maxSocketBufferBytes: int(env, "MAX_SOCKET_BUFFER_BYTES", 8 * 1_048_576, 65_536, 1 << 30),
+    allowedOrigins: origins,
+    natsPrefix: prefix("NATS_PREFIX"),
+    redisPrefix: prefix("REDIS_PREFIX"),
+    leaseMs,
+    heartbeatMs,
+    memberTtlMs,
+    logLevel,
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * The node's HTTP surface: Hono on `Deno.serve`.
+ *
+ * Routes: the REST auth routes (`auth_routes.ts`), `GET /v1/ws` (WebSocket upgrade with
+ * subprotocol `im.v1.msgpack` or `im.v1.json`), `GET /healthz` (200 once accepting, 503 while
+ * starting or draining), `GET /readyz`, `GET /metrics` (Prometheus text).
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { Store } from "../db/store.ts";
+import type { Logger } from "../observability/log.ts";
+import type { MetricsRegistry } from "../observability/metrics.ts";
+import { authRoutes } from "./auth_routes.ts";
+import { SUBPROTOCOLS } from "./frame_codec.ts";
+import { httpError } from "./http_errors.ts";
+import type { TokenService } from "./tokens.ts";
+import { Session, type SessionDeps } from "./ws_session.ts";
+
+/** Lifecycle state reported by `/healthz`. */
+export interface Health {
+  state: "starting" | "ready" | "draining";
+}
+
+/** What the HTTP app needs. */
+export interface AppDeps {
+  store: Store;
+  tokens: TokenService;
+  session: SessionDeps;
+  metrics: MetricsRegistry;
+  health: Health;
+  logger: Logger;
+  passwordIterations: number;
+  newId(prefix: string): string;
+  allowedOrigins: string[];
+  idleTimeoutSec: number;
+  /** Sessions opened by this app (for draining). */
+  sessions: Set<Session>;
+}
+
+/** Builds the Hono app of a node. */
+export function createApp(deps: AppDeps): Hono {
+  const app = new Hono();
+  app.onError((err, c) => httpError(c, err));
+  app.notFound((c) => c.json({ error: { code: "not_found", message: "No such route" } }, 404));
+  app.route(
+    "/",
+    authRoutes({
+      store: deps.store,
+      tokens: deps.tokens,
+      passwordIterations: deps.passwordIterations,
+      newUserId: () => deps.newId("u_"),
+      logger: deps.logger,
+    }),
+  );
+  app.get("/healthz", (c) =>
+    deps.health.state === "ready"
+      ? c.json({ status: "ok" })
+      : c.json({ status: deps.health.state }, 503));
+  app.get("/readyz", (c) =>
+    deps.health.state === "ready"
+      ? c.json({ status: "ok" })
+      : c.json({ status: deps.health.state }, 503));
+  app.get("/metrics", (c) =>
+    c.text(deps.metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" }));
+  app.get("/v1/ws", (c) => {
+    const req = c.req.raw;
+    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return c.json({ error: { code: "bad_request", message: "Expected a WebSocket upgrade" } }, 400);
+    }
+    if (deps.health.state !== "ready") {
+      return c.json({ error: { code: "unavailable", message: "Node is not accepting connections" } }, 503);
+    }
+    const origin = req.headers.get("origin");
+    if (deps.allowedOrigins.length && origin && !deps.allowedOrigins.includes(origin)) {
+      return c.json({ error: { code: "forbidden", message: "Origin not allowed" } }, 403);
+    }
+    const offered = (req.headers.get("sec-websocket-protocol") ?? "").split(",").map((s) => s.trim());
+    const protocol = offered.find((p) => (SUBPROTOCOLS as readonly string[]).includes(p));
+    if (!protocol) {
+      return c.json({
+        error: { code: "bad_request", message: `Offer one of the subprotocols ${SUBPROTOCOLS.join(", ")}` },
+      }, 400);
+    }
+    const { socket, response } = Deno.upgradeWebSocket(req, {
+      protocol,
+      idleTimeout: deps.idleTimeoutSec,
+    });
+    const info = (c.env as { remoteAddr?: Deno.NetAddr } | undefined)?.remoteAddr;
+    const session = new Session(socket, protocol, deps.session, info?.hostname ?? "");
+    deps.sessions.add(session);
+    socket.addEventListener("close", () => deps.sessions.delete(session));
+    return response;
+  });
+  return app;
+}

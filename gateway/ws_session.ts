@@ -1,0 +1,431 @@
+/**
+ * One client WebSocket connection: framing, authentication, op dispatch and output coalescing.
+ *
+ * Follows PROTOCOL-CORE.md exactly: `auth` first (within the auth deadline), then requests
+ * answered by exactly one `ok`/`error` with `re`; undecodable messages → `bad_frame` + 1007;
+ * oversized → 1009 with nothing processed; a bad token → `invalid_token` + 4401; ill-typed fields
+ * → `bad_request` with the connection left open; floods → `rate_limited`, then 1008.
+ *
+ * Frames are dispatched in the order they arrive (requests are pipelined, so a slow request does
+ * not hold later ones back, and the mailbox of each actor keeps their order). Frames that arrive
+ * while `auth` is in flight wait for it. Output frames queued in one tick leave as one WebSocket
+ * message (several frames back to back), which is what keeps the per-delivery write cost down.
+ *
+ * @module
+ */
+import { ImError, toImError } from "../actors/errors.ts";
+import {
+  conversationActor,
+  directActor,
+  groupActor,
+  userActor,
+} from "../actors/im/conversation_ids.ts";
+import type { Logger } from "../observability/log.ts";
+import type { Connection, ConnectionRegistry } from "./connections.ts";
+import { decodeMessage, encodeFrames, messageByteLength } from "./frame_codec.ts";
+import {
+  type Frame,
+  parseAck,
+  parseAuth,
+  parseGroupCreate,
+  parseHistory,
+  parseSend,
+  parseSync,
+  positiveInt,
+} from "./ops.ts";
+import type { GatewayMetrics } from "./metrics.ts";
+
+/** Close codes of PROTOCOL-CORE.md. */
+export const CloseCode = {
+  authFailed: 4401,
+  undecodable: 1007,
+  tooLarge: 1009,
+  policy: 1008,
+  restarting: 1012,
+} as const;
+
+/** How a session reaches actors (the cluster router). */
+export interface ActorCaller {
+  ask(
+    to: string,
+    type: string,
+    body: unknown,
+    opts?: { deadline?: number; sender?: string },
+  ): Promise<unknown>;
+  tell(to: string, type: string, body: unknown, opts?: { sender?: string }): void;
+}
+
+/** Verifies access tokens. */
+export interface AccessVerifier {
+  verifyAccess(token: string): Promise<{ userId: string; device: string }>;
+}
+
+/** Session settings (from the node configuration). */
+export interface SessionSettings {
+  maxFrameBytes: number;
+  authTimeoutMs: number;
+  requestTimeoutMs: number;
+  rateLimitPerSec: number;
+  maxSocketBufferBytes: number;
+  groupMaxMembers: number;
+}
+
+/** What every session of a node shares. */
+export interface SessionDeps {
+  router: ActorCaller;
+  tokens: AccessVerifier;
+  registry: ConnectionRegistry;
+  settings: SessionSettings;
+  newId(prefix: string): string;
+  logger: Logger;
+  metrics: GatewayMetrics;
+}
+
+let nextConnId = 0;
+
+/** A client connection. Created by the gateway on upgrade; lives until the socket closes. */
+export class Session implements Connection {
+  readonly id: string;
+  #userId = "";
+  #device = "";
+  #state: "new" | "authenticating" | "open" | "closed" = "new";
+  /** Frames that arrived while auth was in flight, in order. */
+  #waiting: Frame[] = [];
+  #out: Record<string, unknown>[] = [];
+  #flushScheduled = false;
+  #authTimer: number | undefined;
+  #tokens: number;
+  #lastRefill = performance.now();
+  #floodStrikes = 0;
+  readonly connectedAt = Date.now();
+
+  constructor(
+    readonly socket: WebSocket,
+    readonly subprotocol: string,
+    readonly deps: SessionDeps,
+    readonly remoteAddr: string,
+  ) {
+    this.id = `c${++nextConnId}`;
+    this.#tokens = deps.settings.rateLimitPerSec * 2;
+    socket.binaryType = "arraybuffer";
+    socket.onmessage = (ev) => this.#onMessage(ev.data);
+    socket.onclose = () => this.#onClose();
+    socket.onerror = () => {}; // the close event follows; nothing to add
+    this.#authTimer = setTimeout(() => {
+      if (this.#state === "new" || this.#state === "authenticating") {
+        this.close(CloseCode.authFailed, "auth timeout");
+      }
+    }, deps.settings.authTimeoutMs);
+    deps.metrics.connectionsOpened.inc();
+  }
+
+  /** The authenticated user ("" before auth). */
+  get userId(): string {
+    return this.#userId;
+  }
+
+  /** The device this connection acks for. */
+  get device(): string {
+    return this.#device;
+  }
+
+  /** Queues a frame; frames queued in one tick leave as one WebSocket message. */
+  push(frame: Record<string, unknown>): void {
+    if (this.#state === "closed") return;
+    this.#out.push(frame);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(() => this.#flush());
+    }
+  }
+
+  /** Sends what is queued, then closes with `code` (idempotent). */
+  close(code: number, reason: string): void {
+    if (this.#state === "closed") return;
+    this.#flush();
+    this.#state = "closed";
+    clearTimeout(this.#authTimer);
+    try {
+      this.socket.close(code, reason);
+    } catch {
+      // Already closing: the close event does the clean-up.
+    }
+    this.#detach();
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    if (this.#out.length === 0 || this.socket.readyState !== WebSocket.OPEN) {
+      this.#out.length = 0;
+      return;
+    }
+    const frames = this.#out;
+    this.#out = [];
+    for (const f of frames) this.deps.metrics.framesOut.inc({ op: String(f.op) });
+    this.socket.send(encodeFrames(frames, this.subprotocol));
+    if (this.socket.bufferedAmount > this.deps.settings.maxSocketBufferBytes) {
+      // A consumer that does not read must not hold the node's memory: shed it.
+      this.deps.logger.warn("closing slow consumer", { conn: this.id, user: this.#userId });
+      this.deps.metrics.slowConsumers.inc();
+      this.close(CloseCode.policy, "slow consumer");
+    }
+  }
+
+  #onClose(): void {
+    if (this.#state !== "closed") {
+      this.#state = "closed";
+      clearTimeout(this.#authTimer);
+      this.#detach();
+    }
+  }
+
+  #detached = false;
+  #detach(): void {
+    if (this.#detached) return;
+    this.#detached = true;
+    this.deps.registry.remove(this);
+    this.deps.metrics.connectionsClosed.inc();
+  }
+
+  #onMessage(data: unknown): void {
+    if (this.#state === "closed") return;
+    const raw = data as string | ArrayBuffer;
+    if (messageByteLength(raw) > this.deps.settings.maxFrameBytes) {
+      this.close(CloseCode.tooLarge, "message too large");
+      return;
+    }
+    const { frames, error } = decodeMessage(raw, this.subprotocol);
+    for (const frame of frames) {
+      if (this.#state === "closed") return;
+      if (this.#state === "authenticating") this.#waiting.push(frame);
+      else this.#handle(frame);
+    }
+    if (error && this.#state !== "closed") {
+      this.push({
+        op: "error",
+        ...(error.re !== undefined ? { re: error.re } : {}),
+        code: "bad_frame",
+        message: error.message,
+      });
+      this.close(CloseCode.undecodable, "undecodable message");
+    }
+  }
+
+  #allow(): boolean {
+    const now = performance.now();
+    const rate = this.deps.settings.rateLimitPerSec;
+    this.#tokens = Math.min(rate * 2, this.#tokens + ((now - this.#lastRefill) / 1000) * rate);
+    this.#lastRefill = now;
+    if (this.#tokens >= 1) {
+      this.#tokens -= 1;
+      this.#floodStrikes = 0;
+      return true;
+    }
+    return false;
+  }
+
+  #handle(frame: Frame): void {
+    const op = frame.op;
+    this.deps.metrics.framesIn.inc({ op: knownOp(op) });
+    const rawId = frame.id;
+    const id = rawId === undefined ? null : positiveInt(rawId);
+
+    if (this.#state === "new") {
+      if (op !== "auth") {
+        this.#error(id, "unauthenticated", "The first frame must be auth");
+        this.close(CloseCode.authFailed, "unauthenticated");
+        return;
+      }
+      if (id === null) {
+        this.#error(null, "bad_request", `"id" must be a positive integer`);
+        return;
+      }
+      this.#auth(frame, id);
+      return;
+    }
+
+    if (op === "ack") {
+      // Acks are never answered unless they carry a valid id.
+      this.#ack(frame, rawId === undefined ? null : id);
+      return;
+    }
+    if (id === null) {
+      this.#error(null, "bad_request", `"id" must be a positive integer`);
+      return;
+    }
+    if (!this.#allow()) {
+      this.#error(id, "rate_limited", "Too many requests");
+      if (++this.#floodStrikes > this.deps.settings.rateLimitPerSec) {
+        this.close(CloseCode.policy, "flooding");
+      }
+      return;
+    }
+    switch (op) {
+      case "auth":
+        this.#error(id, "bad_request", "Already authenticated");
+        return;
+      case "ping":
+        this.push({ op: "ok", re: id });
+        return;
+      case "send":
+        return this.#request(id, () => {
+          const req = parseSend(frame);
+          const target = "user" in req.to
+            ? directActor(this.#userId, req.to.user)
+            : groupActor(req.to.group);
+          return this.#ask(target, "send", { from: this.#userId, ...req });
+        });
+      case "sync":
+        return this.#request(id, async () => {
+          const req = parseSync(frame);
+          const res = await this.#ask(userActor(this.#userId), "sync", req) as {
+            frames: Record<string, unknown>[];
+            seq: number;
+            more: boolean;
+          };
+          for (const f of res.frames) this.push(f);
+          return { seq: res.seq, more: res.more };
+        });
+      case "history":
+        return this.#request(id, () => {
+          const req = parseHistory(frame);
+          const target = conversationActor(req.conv);
+          if (!target) throw new ImError("not_member", "Not a member of this conversation");
+          return this.#ask(target, "history", {
+            user: this.#userId,
+            before: req.before,
+            limit: req.limit,
+          });
+        });
+      case "group.create":
+        return this.#request(id, () => {
+          const req = parseGroupCreate(frame, this.deps.settings.groupMaxMembers);
+          const groupId = this.deps.newId("g_");
+          return this.#ask(groupActor(groupId), "create", { owner: this.#userId, ...req });
+        });
+      default:
+        this.#error(id, "bad_request", `Unknown op "${String(op).slice(0, 32)}"`);
+    }
+  }
+
+  #ask(to: string, type: string, body: unknown): Promise<unknown> {
+    return this.deps.router.ask(to, type, body, {
+      deadline: Date.now() + this.deps.settings.requestTimeoutMs,
+      sender: this.id,
+    });
+  }
+
+  #request(id: number, run: () => unknown): void {
+    let result: unknown;
+    try {
+      result = run();
+    } catch (err) {
+      this.#fail(id, err);
+      return;
+    }
+    Promise.resolve(result).then(
+      (value) => this.push({ op: "ok", re: id, ...(value as Record<string, unknown> ?? {}) }),
+      (err) => this.#fail(id, err),
+    );
+  }
+
+  #fail(id: number | null, err: unknown): void {
+    const e = toImError(err);
+    if (e.code === "internal") {
+      this.deps.logger.error("request failed", { conn: this.id, err: e.cause as Error ?? e });
+    }
+    const { code, message } = clientError(e);
+    this.#error(id, code, message);
+  }
+
+  #error(id: number | null, code: string, message: string): void {
+    this.push({ op: "error", ...(id !== null ? { re: id } : {}), code, message });
+  }
+
+  #auth(frame: Frame, id: number): void {
+    let req: { token: string; device?: string };
+    try {
+      req = parseAuth(frame);
+    } catch (err) {
+      this.#fail(id, err);
+      return;
+    }
+    this.#state = "authenticating";
+    (async () => {
+      let claims: { userId: string; device: string };
+      try {
+        claims = await this.deps.tokens.verifyAccess(req.token);
+      } catch {
+        this.#error(id, "invalid_token", "Invalid or expired token");
+        this.close(CloseCode.authFailed, "invalid token");
+        return;
+      }
+      if (this.#state === "closed") return;
+      this.#userId = claims.userId;
+      this.#device = req.device ?? claims.device;
+      try {
+        const res = await this.#ask(userActor(this.#userId), "connect", {
+          device: this.#device,
+        }) as {
+          seq: number;
+        };
+        if (this.#state === "closed") return;
+        clearTimeout(this.#authTimer);
+        this.#state = "open";
+        this.deps.registry.add(this);
+        this.push({ op: "ok", re: id, userId: this.#userId, seq: res.seq });
+        const waiting = this.#waiting;
+        this.#waiting = [];
+        for (const f of waiting) {
+          if (this.#state !== "open") break;
+          this.#handle(f);
+        }
+      } catch (err) {
+        // The token was fine but the node could not serve it: the client may retry.
+        this.#fail(id, err);
+        this.#state = "new";
+        this.#waiting = [];
+      }
+    })();
+  }
+
+  #ack(frame: Frame, id: number | null): void {
+    let seq: number;
+    try {
+      seq = parseAck(frame).seq;
+    } catch (err) {
+      if (id !== null) this.#fail(id, err);
+      return;
+    }
+    if (id === null) {
+      this.deps.router.tell(userActor(this.#userId), "ack", { device: this.#device, seq }, {
+        sender: this.id,
+      });
+      return;
+    }
+    this.#request(
+      id,
+      () => this.#ask(userActor(this.#userId), "ack", { device: this.#device, seq }),
+    );
+  }
+}
+
+const KNOWN_OPS = new Set(["auth", "send", "ack", "sync", "history", "group.create", "ping"]);
+
+/** Bounded label values for metrics: unknown ops share one label. */
+function knownOp(op: string): string {
+  return KNOWN_OPS.has(op) ? op : "other";
+}
+
+/** Maps internal codes to what a client may see. */
+function clientError(e: ImError): { code: string; message: string } {
+  switch (e.code) {
+    case "moved":
+    case "fenced":
+      return { code: "unavailable", message: "Try again" };
+    case "internal":
+      return { code: "internal", message: "Internal error" };
+    default:
+      return { code: e.code, message: e.message };
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * A node: gateway + actor host + cluster layer, wired from a {@link Config}.
+ *
+ * `startNode` is what `main.ts` calls and what the tests call to run real nodes in-process on
+ * port 0. Embedded mode uses the memory cluster adapters and the SQLite store; cluster mode
+ * uses Redis (membership, placement), NATS (transport) and Postgres (store).
+ *
+ * @module
+ */
+import { ActorHost } from "./actors/host.ts";
+import { imBehaviors, type ImServices } from "./actors/im/mod.ts";
+import type { Membership } from "./cluster/membership.ts";
+import type { Placement } from "./cluster/placement.ts";
+import { Router } from "./cluster/router.ts";
+import type { Delivery, Transport } from "./cluster/transport.ts";
+import type { Config } from "./config.ts";
+import { GroupCommit } from "./db/group_commit.ts";
+import { openStore } from "./db/open_store.ts";
+import type { Store } from "./db/store.ts";
+import { createApp, type Health } from "./gateway/app.ts";
+import { ConnectionRegistry } from "./gateway/connections.ts";
+import { newId } from "./gateway/ids.ts";
+import { gatewayMetrics } from "./gateway/metrics.ts";
+import { TokenService } from "./gateway/tokens.ts";
+import { CloseCode, type Session } from "./gateway/ws_session.ts";
+import { createLogger, type Logger } from "./observability/log.ts";
+import { MetricsRegistry } from "./observability/metrics.ts";
+import { clusterAdapters, type MemoryCluster } from "./cluster/from_config.ts";
+import { loadJwtSecrets } from "./jwt_secret.ts";
+
+/** A running node. */
+export interface ImNode {
+  readonly nodeId: string;
+  /** Base URL, e.g. `http://127.0.0.1:8080`. */
+  readonly url: string;
+  readonly port: number;
+  readonly host: ActorHost<ImServices>;
+  readonly router: Router;
+  readonly store: Store;
+  readonly registry: ConnectionRegistry;
+  readonly metrics: MetricsRegistry;
+  readonly logger: Logger;
+  /**
+   * Graceful stop (SIGTERM): refuse new connections, hand actors off (snapshot, release
+   * placement), close client sockets with 1012 so clients reconnect elsewhere, leave the
+   * cluster, close connections to dependencies.
+   */
+  shutdown(): Promise<void>;
+}
+
+/** Test and embedding hooks. */
+export interface NodeOptions {
+  logger?: Logger;
+  /** Shares one in-process network between nodes (in-process multi-node tests). */
+  memoryCluster?: MemoryCluster;
+}
+
+/** Starts a node; rejects with a clear error when a dependency is missing. */
+export async function startNode(config: Config, options: NodeOptions = {}): Promise<ImNode> {
+  const nodeId = newId("n_");
+  const logger = options.logger ?? createLogger({ level: config.logLevel, fields: { node: nodeId } });
+  const metrics = new MetricsRegistry();
+  const health: Health = { state: "starting" };
+
+  const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const cleanups: Array<() => Promise<void>> = [() => store.close()];
+  try {
+    const cluster = await clusterAdapters(config, nodeId, logger, options.memoryCluster);
+    cleanups.unshift(cluster.close);
+    const { membership, placement, transport } = cluster;
+    const secrets = config.jwtSecrets ?? await loadJwtSecrets(config.dataDir);
+    const tokens = new TokenService({
+      keys: secrets.map((secret, i) => ({ kid: `k${secrets.length - i}`, secret })),
+      accessTtlSec: config.accessTokenTtlSec,
+      refreshTtlSec: config.refreshTokenTtlSec,
+      store,
+    });
+    const commits = new GroupCommit(store);
+    cleanups.unshift(() => commits.close());
+    const registry = new ConnectionRegistry();
+    const router = new Router({
+      nodeId,
+      transport,
+      placement,
+      membership,
+      defaultTimeoutMs: config.requestTimeoutMs,
+    });
+    const services: ImServices = {
+      store,
+      commit: (req) => commits.append(req),
+      deliver: (d) => broadcast(membership, transport, d),
+      newId,
+      now: Date.now,
+      limits: { groupMaxMembers: config.groupMaxMembers },
+      logger,
+    };
+    const host = new ActorHost<ImServices>({
+      nodeId,
+      store,
+      placement,
+      membership,
+      services,
+      send: router,
+      passivateAfterMs: config.passivateAfterMs,
+      mailboxCapacity: config.mailboxCapacity,
+      leaseMs: config.leaseMs,
+      logger,
+    });
+    for (const b of imBehaviors) host.register(b);
+    transport.onDeliveries((ds) => registry.deliver(ds));
+    await transport.serve((env) => host.receive(env));
+
+    const sessions = new Set<Session>();
+    const app = createApp({
+      store,
+      tokens,
+      metrics,
+      health,
+      logger,
+      passwordIterations: config.passwordIterations,
+      newId,
+      allowedOrigins: config.allowedOrigins,
+      idleTimeoutSec: config.idleTimeoutSec,
+      sessions,
+      session: {
+        router,
+        tokens,
+        registry,
+        settings: config,
+        newId,
+        logger,
+        metrics: gatewayMetrics(metrics),
+      },
+    });
+    registerNodeMetrics(metrics, host, registry);
+
+    const server = Deno.serve({
+      port: config.port,
+      hostname: config.hostname,
+      onListen: () => {},
+    }, app.fetch);
+    const port = server.addr.port;
+    const addrHost = config.hostname === "0.0.0.0" ? "127.0.0.1" : config.hostname;
+    const url = `http://${addrHost}:${port}`;
+    await membership.join({ id: nodeId, address: url, startedAt: Date.now() });
+    membership.onSelfLost(() => {
+      logger.error("lost cluster membership: stopping actors (self-fencing)");
+      host.dropAll("membership lost");
+    });
+    health.state = "ready";
+    logger.info("node started", { url, mode: config.mode, store: store.kind });
+
+    let stopping: Promise<void> | undefined;
+    return {
+      nodeId,
+      url,
+      port,
+      host,
+      router,
+      store,
+      registry,
+      metrics,
+      logger,
+      shutdown() {
+        stopping ??= (async () => {
+          health.state = "draining";
+          await host.stopAll();
+          for (const s of sessions) s.close(CloseCode.restarting, "node restarting");
+          await membership.leave().catch((err) => logger.warn("leave failed", { err }));
+          await server.shutdown();
+          host.close();
+          for (const c of cleanups) await c().catch((err) => logger.warn("close failed", { err }));
+          logger.info("node stopped");
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    for (const c of cleanups) await c().catch(() => {});
+    throw err;
+  }
+}
+
+/** Sends a delivery to every live node (each pushes to its local sockets of those users). */
+function broadcast(membership: Membership, transport: Transport, d: Delivery): void {
+  for (const n of membership.liveNodes()) transport.deliver(n.id, d);
+}
+
+function registerNodeMetrics(
+  metrics: MetricsRegistry,
+  host: ActorHost<ImServices>,
+  registry: ConnectionRegistry,
+): void {
+  metrics.gauge("im_connections", "Authenticated WebSocket connections", () => registry.size);
+  metrics.gauge("im_actors_active", "Active actors on this node", () => host.stats().active);
+  metrics.gauge("im_actor_activations_total", "Activations since start", () => host.stats().activations);
+  metrics.gauge("im_actor_passivations_total", "Passivations since start", () => host.stats().passivations);
+  metrics.gauge("im_mailbox_depth", "Messages waiting in mailboxes", () => host.stats().mailboxDepth);
+  metrics.gauge("im_memory_rss_bytes", "Resident memory", () => Deno.memoryUsage().rss);
+  metrics.gauge("im_memory_heap_used_bytes", "V8 heap used", () => Deno.memoryUsage().heapUsed);
+}
+
+export type { Placement };

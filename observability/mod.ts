@@ -1,0 +1,6 @@
+/**
+ * Logs and metrics.
+ * @module
+ */
+export * from "./log.ts";
+export * from "./metrics.ts";
