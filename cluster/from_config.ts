@@ -8,7 +8,7 @@
 import type { Config } from "../config.ts";
 import type { Logger } from "../observability/log.ts";
 import type { Membership } from "./membership.ts";
-import { MemoryMembership } from "./membership_memory.ts";
+import { MemoryMembership, MemoryRegistry } from "./membership_memory.ts";
 import type { Placement } from "./placement.ts";
 import { MemoryPlacement } from "./placement_memory.ts";
 import type { Transport } from "./transport.ts";
@@ -31,11 +31,11 @@ export interface MemoryCluster {
 
 /** Creates a fresh in-process cluster. */
 export function createMemoryCluster(): MemoryCluster {
-  const registry = MemoryMembership.createRegistry();
+  const registry = new MemoryRegistry();
   return {
     network: new MemoryNetwork(),
     placement: new MemoryPlacement(),
-    membershipFor: () => new MemoryMembership(registry),
+    membershipFor: () => new MemoryMembership({ registry }),
   };
 }
 
@@ -49,7 +49,7 @@ export async function clusterAdapters(
   if (config.mode === "embedded") {
     const m = memory ?? createMemoryCluster();
     const membership = m.membershipFor(nodeId);
-    const transport = new MemoryTransport(m.network, nodeId);
+    const transport = new MemoryTransport({ nodeId, network: m.network });
     return {
       membership,
       placement: m.placement,
