@@ -1,6 +1,7 @@
 /**
- * Random, unguessable identifiers: `<prefix>_` followed by 20 lowercase base32 characters
- * (RFC 4648 alphabet `a-z 2-7`), i.e. 100 bits from the platform CSPRNG. User ids are `u_…`.
+ * Random, unguessable identifiers: a prefix that names the kind (`u_` users, `g_` groups, …)
+ * followed by 20 lowercase base32 characters (RFC 4648 alphabet `a-z 2-7`), i.e. 100 bits from
+ * the platform CSPRNG.
  *
  * @module
  */
@@ -17,17 +18,17 @@ export function randomBase32(n: number): string {
   return out;
 }
 
-/** A new id `<prefix>_<20 base32 chars>`, e.g. `newId("u")` → `u_k3m9…`. */
+/** A new id: `prefix` (given with its separator) + 20 base32 chars; `newId("u_")` → `u_k3m9…`. */
 export function newId(prefix: string): string {
-  return `${prefix}_${randomBase32(ID_RANDOM_LENGTH)}`;
+  return prefix + randomBase32(ID_RANDOM_LENGTH);
 }
 
 /** True when `value` has the shape of an id made by {@link newId} with this prefix. */
 export function isId(value: unknown, prefix: string): value is string {
   if (typeof value !== "string") return false;
-  if (value.length !== prefix.length + 1 + ID_RANDOM_LENGTH) return false;
-  if (!value.startsWith(prefix + "_")) return false;
-  for (let i = prefix.length + 1; i < value.length; i++) {
+  if (value.length !== prefix.length + ID_RANDOM_LENGTH) return false;
+  if (!value.startsWith(prefix)) return false;
+  for (let i = prefix.length; i < value.length; i++) {
     if (!ALPHABET.includes(value[i])) return false;
   }
   return true;

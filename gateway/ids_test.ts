@@ -1,17 +1,17 @@
 import assert from "node:assert/strict";
 import { isId, newId, randomBase32 } from "./ids.ts";
 
-Deno.test("newId is the prefix, an underscore and 20 lowercase base32 characters", () => {
+Deno.test("newId is the prefix followed by 20 lowercase base32 characters", () => {
   for (let i = 0; i < 100; i++) {
-    const id = newId("u");
+    const id = newId("u_");
     assert.match(id, /^u_[a-z2-7]{20}$/);
-    assert.equal(isId(id, "u"), true);
+    assert.equal(isId(id, "u_"), true);
   }
 });
 
 Deno.test("newId does not repeat", () => {
   const seen = new Set<string>();
-  for (let i = 0; i < 10_000; i++) seen.add(newId("g"));
+  for (let i = 0; i < 10_000; i++) seen.add(newId("g_"));
   assert.equal(seen.size, 10_000);
 });
 
@@ -21,10 +21,10 @@ Deno.test("randomBase32 uses the whole alphabet", () => {
 });
 
 Deno.test("isId rejects other shapes", () => {
-  const id = newId("u");
-  assert.equal(isId(id, "g"), false);
-  assert.equal(isId(id + "a", "u"), false);
-  assert.equal(isId(id.slice(0, -1) + "1", "u"), false);
-  assert.equal(isId(id.toUpperCase(), "u"), false);
-  assert.equal(isId(42, "u"), false);
+  const id = newId("u_");
+  assert.equal(isId(id, "g_"), false);
+  assert.equal(isId(id + "a", "u_"), false);
+  assert.equal(isId(id.slice(0, -1) + "1", "u_"), false);
+  assert.equal(isId(id.toUpperCase(), "u_"), false);
+  assert.equal(isId(42, "u_"), false);
 });
