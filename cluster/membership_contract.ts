@@ -25,7 +25,7 @@ export interface MembershipHarness {
   cleanup(): Promise<void>;
 }
 
-const TIMING: MembershipTiming = { heartbeatMs: 50, ttlMs: 250 };
+const TIMING: MembershipTiming = { heartbeatMs: 100, ttlMs: 500 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ids = (nodes: NodeInfo[]) => nodes.map((n) => n.id).sort();
 let counter = 0;
