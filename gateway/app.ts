@@ -12,7 +12,7 @@ import type { Store } from "../db/store.ts";
 import type { Logger } from "../observability/log.ts";
 import type { MetricsRegistry } from "../observability/metrics.ts";
 import { authRoutes } from "./auth_routes.ts";
-import { SUBPROTOCOLS } from "./frame_codec.ts";
+import { negotiateSubprotocol, SUBPROTOCOLS } from "./frame_codec.ts";
 import { httpError } from "./http_errors.ts";
 import type { TokenService } from "./tokens.ts";
 import { Session, type SessionDeps } from "./ws_session.ts";
@@ -41,7 +41,7 @@ export interface AppDeps {
 /** Builds the Hono app of a node. */
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
-  app.onError((err, c) => httpError(c, err));
+  app.onError((err, c) => httpError(c, err, deps.logger));
   app.notFound((c) => c.json({ error: { code: "not_found", message: "No such route" } }, 404));
   app.route(
     "/",
@@ -53,33 +53,48 @@ export function createApp(deps: AppDeps): Hono {
       logger: deps.logger,
     }),
   );
-  app.get("/healthz", (c) =>
-    deps.health.state === "ready"
-      ? c.json({ status: "ok" })
-      : c.json({ status: deps.health.state }, 503));
-  app.get("/readyz", (c) =>
-    deps.health.state === "ready"
-      ? c.json({ status: "ok" })
-      : c.json({ status: deps.health.state }, 503));
-  app.get("/metrics", (c) =>
-    c.text(deps.metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" }));
+  app.get(
+    "/healthz",
+    (c) =>
+      deps.health.state === "ready"
+        ? c.json({ status: "ok" })
+        : c.json({ status: deps.health.state }, 503),
+  );
+  app.get(
+    "/readyz",
+    (c) =>
+      deps.health.state === "ready"
+        ? c.json({ status: "ok" })
+        : c.json({ status: deps.health.state }, 503),
+  );
+  app.get(
+    "/metrics",
+    (c) => c.text(deps.metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" }),
+  );
   app.get("/v1/ws", (c) => {
     const req = c.req.raw;
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return c.json({ error: { code: "bad_request", message: "Expected a WebSocket upgrade" } }, 400);
+      return c.json(
+        { error: { code: "bad_request", message: "Expected a WebSocket upgrade" } },
+        400,
+      );
     }
     if (deps.health.state !== "ready") {
-      return c.json({ error: { code: "unavailable", message: "Node is not accepting connections" } }, 503);
+      return c.json({
+        error: { code: "unavailable", message: "Node is not accepting connections" },
+      }, 503);
     }
     const origin = req.headers.get("origin");
     if (deps.allowedOrigins.length && origin && !deps.allowedOrigins.includes(origin)) {
       return c.json({ error: { code: "forbidden", message: "Origin not allowed" } }, 403);
     }
-    const offered = (req.headers.get("sec-websocket-protocol") ?? "").split(",").map((s) => s.trim());
-    const protocol = offered.find((p) => (SUBPROTOCOLS as readonly string[]).includes(p));
+    const protocol = negotiateSubprotocol(req.headers.get("sec-websocket-protocol"));
     if (!protocol) {
       return c.json({
-        error: { code: "bad_request", message: `Offer one of the subprotocols ${SUBPROTOCOLS.join(", ")}` },
+        error: {
+          code: "bad_request",
+          message: `Offer one of the subprotocols ${SUBPROTOCOLS.join(", ")}`,
+        },
       }, 400);
     }
     const { socket, response } = Deno.upgradeWebSocket(req, {

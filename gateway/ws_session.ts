@@ -22,7 +22,7 @@ import {
 } from "../actors/im/conversation_ids.ts";
 import type { Logger } from "../observability/log.ts";
 import type { Connection, ConnectionRegistry } from "./connections.ts";
-import { decodeMessage, encodeFrames, messageByteLength } from "./frame_codec.ts";
+import { decodeMessage, encodeFrames, messageByteLength, type Subprotocol } from "./frame_codec.ts";
 import {
   type Frame,
   parseAck,
@@ -93,7 +93,7 @@ export class Session implements Connection {
   #waiting: Frame[] = [];
   #out: Record<string, unknown>[] = [];
   #flushScheduled = false;
-  #authTimer: number | undefined;
+  #authTimer: ReturnType<typeof setTimeout> | undefined;
   #tokens: number;
   #lastRefill = performance.now();
   #floodStrikes = 0;
@@ -101,7 +101,7 @@ export class Session implements Connection {
 
   constructor(
     readonly socket: WebSocket,
-    readonly subprotocol: string,
+    readonly subprotocol: Subprotocol,
     readonly deps: SessionDeps,
     readonly remoteAddr: string,
   ) {
@@ -196,11 +196,11 @@ export class Session implements Connection {
     }
     const { frames, error } = decodeMessage(raw, this.subprotocol);
     for (const frame of frames) {
-      if (this.#state === "closed") return;
+      if (this.#closed()) return;
       if (this.#state === "authenticating") this.#waiting.push(frame);
       else this.#handle(frame);
     }
-    if (error && this.#state !== "closed") {
+    if (error && !this.#closed()) {
       this.push({
         op: "error",
         ...(error.re !== undefined ? { re: error.re } : {}),
@@ -209,6 +209,11 @@ export class Session implements Connection {
       });
       this.close(CloseCode.undecodable, "undecodable message");
     }
+  }
+
+  /** A method, not a field read, so TypeScript does not narrow the state across awaits. */
+  #closed(): boolean {
+    return this.#state === "closed";
   }
 
   #allow(): boolean {
@@ -369,7 +374,7 @@ export class Session implements Connection {
         }) as {
           seq: number;
         };
-        if (this.#state === "closed") return;
+        if (this.#closed()) return;
         clearTimeout(this.#authTimer);
         this.#state = "open";
         this.deps.registry.add(this);
