@@ -260,7 +260,10 @@ export class ActorHost<Svc> {
    * Registers an actor kind. Throws TypeError when the kind is malformed or already registered.
    * Messages to an unregistered kind reject with `not_found`.
    */
-  register<S>(behavior: Behavior<S, Svc>): void {
+  // `any`: a list of kinds with different state types (`Behavior<A> | Behavior<B>`) must be
+  // registrable in a loop; the state type only matters inside each behaviour.
+  // deno-lint-ignore no-explicit-any
+  register(behavior: Behavior<any, Svc>): void {
     const kind = behavior.kind;
     if (!kind || kind.includes("/")) throw new TypeError(`Invalid actor kind "${kind}"`);
     if (this.#kinds.has(kind)) throw new TypeError(`Actor kind "${kind}" is already registered`);
