@@ -1,0 +1,326 @@
+/**
+ * Versioned schema of the Postgres store, including the server-side functions that make every
+ * fenced write a single statement.
+ *
+ * Versions are applied in ascending order, each exactly once, each in its own transaction that
+ * holds `pg_advisory_xact_lock` (so nodes starting together do not race) and records it in
+ * `schema_migrations`. A released version never changes: changes go into a new version.
+ *
+ * @module
+ */
+
+/** One schema version: `sql` may hold several statements (run with the simple protocol). */
+export interface PostgresMigration {
+  version: number;
+  description: string;
+  sql: string;
+}
+
+/** Key of the advisory lock that serialises migrations across nodes. */
+export const MIGRATION_LOCK_KEY = 7_346_100_001;
+
+const SCHEMA_V1 = `
+  -- Ids compare byte-wise (COLLATE "C"): faster btree comparisons, and the lock order used by
+  -- im_append is the same on every node whatever the database's default collation.
+  CREATE TABLE users (
+    user_id text COLLATE "C" PRIMARY KEY,
+    username text COLLATE "C" NOT NULL,
+    password_hash text NOT NULL,
+    created_at bigint NOT NULL,
+    disabled boolean NOT NULL DEFAULT false,
+    CONSTRAINT users_username_key UNIQUE (username)
+  );
+
+  CREATE TABLE refresh_tokens (
+    token_hash text COLLATE "C" PRIMARY KEY,
+    user_id text COLLATE "C" NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+    device text NOT NULL,
+    family_id text COLLATE "C" NOT NULL,
+    expires_at bigint NOT NULL,
+    used_at bigint,
+    revoked boolean NOT NULL DEFAULT false
+  );
+  CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
+  CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);
+
+  -- Counter-like tables are updated in place all the time: leave room for HOT updates.
+  CREATE TABLE actor_epochs (
+    actor_id text COLLATE "C" PRIMARY KEY,
+    epoch bigint NOT NULL
+  ) WITH (fillfactor = 70);
+
+  CREATE TABLE snapshots (
+    actor_id text COLLATE "C" PRIMARY KEY,
+    epoch bigint NOT NULL,
+    data bytea NOT NULL
+  );
+
+  CREATE TABLE conversations (
+    conv text COLLATE "C" PRIMARY KEY,
+    last_cseq bigint NOT NULL
+  ) WITH (fillfactor = 70);
+
+  CREATE TABLE messages (
+    mid text COLLATE "C" PRIMARY KEY,
+    conv text COLLATE "C" NOT NULL REFERENCES conversations (conv),
+    cseq bigint NOT NULL,
+    sender text COLLATE "C" NOT NULL,
+    cmid text COLLATE "C" NOT NULL,
+    to_kind text NOT NULL CHECK (to_kind IN ('user', 'group')),
+    to_id text NOT NULL,
+    ts bigint NOT NULL,
+    -- json keeps the body text exactly as sent (jsonb cannot hold the NUL escape \\u0000).
+    body json NOT NULL,
+    CONSTRAINT messages_conv_cseq_key UNIQUE (conv, cseq),
+    CONSTRAINT messages_sender_cmid_key UNIQUE (sender, cmid)
+  );
+
+  CREATE TABLE user_inbox_seq (
+    user_id text COLLATE "C" PRIMARY KEY,
+    last_seq bigint NOT NULL
+  ) WITH (fillfactor = 70);
+
+  -- No foreign key to messages: im_append writes both in one statement, and a per-row RI
+  -- trigger would cost more than the insert itself on the hottest table.
+  CREATE TABLE inbox (
+    user_id text COLLATE "C" NOT NULL,
+    seq bigint NOT NULL,
+    mid text COLLATE "C" NOT NULL,
+    PRIMARY KEY (user_id, seq)
+  );
+
+  CREATE TABLE acks (
+    user_id text COLLATE "C" NOT NULL,
+    device text COLLATE "C" NOT NULL,
+    seq bigint NOT NULL,
+    PRIMARY KEY (user_id, device)
+  ) WITH (fillfactor = 70);
+
+  -- Raises the actor's epoch to p_epoch unless a higher one is stored, and returns the stored
+  -- epoch afterwards: the write was accepted iff the result equals p_epoch. The comparison is
+  -- the upsert's own WHERE clause, so there is no window between check and write.
+  CREATE FUNCTION im_fence(p_actor text, p_epoch bigint) RETURNS bigint
+  LANGUAGE plpgsql AS $fn$
+  DECLARE
+    v_stored bigint;
+  BEGIN
+    INSERT INTO actor_epochs AS e (actor_id, epoch) VALUES (p_actor, p_epoch)
+    ON CONFLICT (actor_id) DO UPDATE SET epoch = excluded.epoch
+    WHERE e.epoch <= excluded.epoch
+    RETURNING e.epoch INTO v_stored;
+    IF FOUND THEN
+      RETURN v_stored;
+    END IF;
+    -- Rejected: ON CONFLICT has locked the row, so this reads the epoch that fenced us.
+    SELECT e.epoch INTO v_stored FROM actor_epochs e WHERE e.actor_id = p_actor;
+    RETURN v_stored;
+  END
+  $fn$;
+
+  CREATE FUNCTION im_save_snapshot(p_actor text, p_epoch bigint, p_data bytea) RETURNS bigint
+  LANGUAGE plpgsql AS $fn$
+  DECLARE
+    v_stored bigint := im_fence(p_actor, p_epoch);
+  BEGIN
+    IF v_stored > p_epoch THEN
+      RETURN v_stored;
+    END IF;
+    INSERT INTO snapshots AS s (actor_id, epoch, data) VALUES (p_actor, p_epoch, p_data)
+    ON CONFLICT (actor_id) DO UPDATE SET epoch = excluded.epoch, data = excluded.data;
+    RETURN v_stored;
+  END
+  $fn$;
+
+  CREATE FUNCTION im_save_ack(
+    p_actor text, p_epoch bigint, p_user text, p_device text, p_seq bigint
+  ) RETURNS bigint
+  LANGUAGE plpgsql AS $fn$
+  DECLARE
+    v_stored bigint := im_fence(p_actor, p_epoch);
+  BEGIN
+    IF v_stored > p_epoch THEN
+      RETURN v_stored;
+    END IF;
+    INSERT INTO acks AS a (user_id, device, seq) VALUES (p_user, p_device, p_seq)
+    ON CONFLICT (user_id, device) DO UPDATE SET seq = excluded.seq
+    WHERE a.seq < excluded.seq;
+    RETURN v_stored;
+  END
+  $fn$;
+
+  -- Stores a batch of requests in the caller's transaction and returns the AppendResults (a
+  -- json array in request order). See db/store.ts for the semantics. p_batch is a json array
+  -- built by store_postgres.ts (AppendRequest fields without body, plus idx, toKind, toId and
+  -- de-duplicated recipients); p_bodies[idx + 1] is the JSON text of request idx's body.
+  --
+  -- Locks: every counter row the batch may touch is locked up front, table by table
+  -- (actor_epochs, conversations, user_inbox_seq) and within a table in byte order of the key,
+  -- so concurrent batches from different nodes queue instead of deadlocking. After the locks,
+  -- one set-based statement decides fencing and duplicates, numbers the new messages and inbox
+  -- entries with window functions, and writes everything.
+  --
+  -- A (from, cmid) inserted concurrently by a batch that locked a different conversation is
+  -- detected by ON CONFLICT and raised as serialization_failure: the whole transaction rolls
+  -- back (no gap in any counter) and the client retries, then seeing it as a duplicate.
+  --
+  -- Bodies travel apart and stay json, never jsonb, never taken apart: valid JSON (and so a
+  -- message body) may contain the escape \\u0000, which jsonb and every json accessor reject.
+  -- Casting text to json only validates it and keeps the text as given.
+  CREATE FUNCTION im_append(p_batch json, p_bodies text[]) RETURNS json
+  LANGUAGE plpgsql AS $fn$
+  DECLARE
+    v_actors text[];
+    v_convs text[];
+    v_users text[];
+    v_results json;
+    v_expected bigint;
+    v_inserted bigint;
+  BEGIN
+    v_actors := ARRAY(
+      SELECT DISTINCT r."actorId" COLLATE "C" AS k
+      FROM json_to_recordset(p_batch) AS r("actorId" text)
+      ORDER BY k);
+    v_convs := ARRAY(
+      SELECT DISTINCT r.conv COLLATE "C" AS k
+      FROM json_to_recordset(p_batch) AS r(conv text)
+      ORDER BY k);
+    v_users := ARRAY(
+      SELECT DISTINCT u COLLATE "C" AS k
+      FROM json_to_recordset(p_batch) AS r(recipients text[]), unnest(r.recipients) u
+      ORDER BY k);
+
+    INSERT INTO actor_epochs (actor_id, epoch)
+      SELECT k, 0 FROM unnest(v_actors) k ORDER BY k ON CONFLICT DO NOTHING;
+    PERFORM 1 FROM actor_epochs WHERE actor_id = ANY (v_actors) ORDER BY actor_id FOR UPDATE;
+    INSERT INTO conversations (conv, last_cseq)
+      SELECT k, 0 FROM unnest(v_convs) k ORDER BY k ON CONFLICT DO NOTHING;
+    PERFORM 1 FROM conversations WHERE conv = ANY (v_convs) ORDER BY conv FOR UPDATE;
+    INSERT INTO user_inbox_seq (user_id, last_seq)
+      SELECT k, 0 FROM unnest(v_users) k ORDER BY k ON CONFLICT DO NOTHING;
+    PERFORM 1 FROM user_inbox_seq WHERE user_id = ANY (v_users) ORDER BY user_id FOR UPDATE;
+
+    WITH req AS (
+      SELECT r.idx, r."actorId" AS actor_id, r.epoch, r.mid, r.conv, r."from" AS sender,
+             r.cmid, r."toKind" AS to_kind, r."toId" AS to_id, r.ts,
+             p_bodies[r.idx + 1]::json AS body, r.recipients
+      FROM json_to_recordset(p_batch) AS r(
+        idx int, "actorId" text, epoch bigint, mid text, conv text, "from" text, cmid text,
+        "toKind" text, "toId" text, ts bigint, recipients text[])
+    ),
+    -- The epoch each request meets: the stored one, raised by the earlier requests of the
+    -- same actor in this batch (a fenced one never raises it, being below the running max).
+    checked AS (
+      SELECT q.*,
+             GREATEST(e.epoch, COALESCE(max(q.epoch) OVER (
+               PARTITION BY q.actor_id ORDER BY q.idx
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)) AS met_epoch
+      FROM req q JOIN actor_epochs e ON e.actor_id = q.actor_id
+    ),
+    accepted AS (
+      SELECT * FROM checked WHERE epoch >= met_epoch
+    ),
+    prior AS (
+      SELECT a.idx, json_build_object(
+               'mid', m.mid, 'conv', m.conv, 'cseq', m.cseq, 'from', m.sender,
+               'to', json_build_object(m.to_kind, m.to_id), 'ts', m.ts, 'body', m.body,
+               'cmid', m.cmid) AS message
+      FROM accepted a JOIN messages m ON m.sender = a.sender AND m.cmid = a.cmid
+    ),
+    -- Accepted and not stored before; within the batch the first (from, cmid) wins.
+    fresh AS (
+      SELECT a.*, first_value(a.idx) OVER (PARTITION BY a.sender, a.cmid ORDER BY a.idx)
+               AS first_idx
+      FROM accepted a
+      WHERE NOT EXISTS (SELECT 1 FROM prior p WHERE p.idx = a.idx)
+    ),
+    news AS (
+      SELECT f.*, c.last_cseq + row_number() OVER (PARTITION BY f.conv ORDER BY f.idx) AS cseq
+      FROM fresh f JOIN conversations c ON c.conv = f.conv
+      WHERE f.idx = f.first_idx
+    ),
+    new_messages AS (
+      SELECT n.idx, json_build_object(
+               'mid', n.mid, 'conv', n.conv, 'cseq', n.cseq, 'from', n.sender,
+               'to', json_build_object(n.to_kind, n.to_id), 'ts', n.ts, 'body', n.body,
+               'cmid', n.cmid) AS message
+      FROM news n
+    ),
+    ins_messages AS (
+      INSERT INTO messages (mid, conv, cseq, sender, cmid, to_kind, to_id, ts, body)
+      SELECT mid, conv, cseq, sender, cmid, to_kind, to_id, ts, body FROM news ORDER BY idx
+      ON CONFLICT (sender, cmid) DO NOTHING
+      RETURNING 1
+    ),
+    recipients AS (
+      SELECT n.idx, n.mid, u.user_id
+      FROM news n CROSS JOIN LATERAL unnest(n.recipients) AS u(user_id)
+    ),
+    seqs AS (
+      SELECT r.idx, r.mid, r.user_id,
+             s.last_seq + row_number() OVER (PARTITION BY r.user_id ORDER BY r.idx) AS seq
+      FROM recipients r JOIN user_inbox_seq s ON s.user_id = r.user_id
+    ),
+    ins_inbox AS (
+      INSERT INTO inbox (user_id, seq, mid)
+      SELECT user_id, seq, mid FROM seqs ORDER BY user_id, seq
+    ),
+    seq_maps AS (
+      SELECT idx, json_object_agg(user_id, seq) AS seqs FROM seqs GROUP BY idx
+    ),
+    upd_convs AS (
+      UPDATE conversations c SET last_cseq = x.top
+      FROM (SELECT conv, max(cseq) AS top FROM news GROUP BY conv) x
+      WHERE c.conv = x.conv
+    ),
+    upd_users AS (
+      UPDATE user_inbox_seq s SET last_seq = x.top
+      FROM (SELECT user_id, max(seq) AS top FROM seqs GROUP BY user_id) x
+      WHERE s.user_id = x.user_id
+    ),
+    upd_epochs AS (
+      UPDATE actor_epochs e SET epoch = x.top
+      FROM (SELECT actor_id, max(epoch) AS top FROM accepted GROUP BY actor_id) x
+      WHERE e.actor_id = x.actor_id AND e.epoch < x.top
+    ),
+    results AS (
+      SELECT c.idx, CASE
+        WHEN c.epoch < c.met_epoch THEN
+          json_build_object('status', 'fenced', 'storedEpoch', c.met_epoch)
+        WHEN p.idx IS NOT NULL THEN
+          json_build_object('status', 'duplicate', 'message', p.message)
+        WHEN own.idx IS NOT NULL THEN
+          json_build_object('status', 'stored', 'message', own.message,
+                            'seqs', COALESCE(sm.seqs, '{}'::json))
+        ELSE
+          json_build_object('status', 'duplicate', 'message', first.message)
+        END AS result
+      FROM checked c
+      LEFT JOIN prior p ON p.idx = c.idx
+      LEFT JOIN new_messages own ON own.idx = c.idx
+      LEFT JOIN seq_maps sm ON sm.idx = c.idx
+      LEFT JOIN fresh f ON f.idx = c.idx
+      LEFT JOIN new_messages first ON first.idx = f.first_idx
+    )
+    SELECT COALESCE(json_agg(result ORDER BY idx), '[]'::json),
+           (SELECT count(*) FROM news),
+           (SELECT count(*) FROM ins_messages)
+    INTO v_results, v_expected, v_inserted
+    FROM results;
+
+    IF v_inserted <> v_expected THEN
+      RAISE EXCEPTION 'a (from, cmid) of this batch was stored concurrently; retry'
+        USING ERRCODE = 'serialization_failure';
+    END IF;
+    RETURN v_results;
+  END
+  $fn$;
+`;
+
+/** Every schema version, ascending. */
+export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
+  {
+    version: 1,
+    description: "accounts, refresh tokens, fencing, snapshots, messages, inboxes, acks, im_append",
+    sql: SCHEMA_V1,
+  },
+];

@@ -1,0 +1,96 @@
+/**
+ * Versioned schema of the SQLite store.
+ *
+ * Versions are applied in ascending order, each exactly once, each in its own transaction that
+ * also records it in `schema_migrations`. A version, once released, never changes: schema changes
+ * go into a new version appended to {@link SQLITE_MIGRATIONS}.
+ *
+ * @module
+ */
+
+/** One schema version: `sql` may hold several statements. */
+export interface SqliteMigration {
+  version: number;
+  description: string;
+  sql: string;
+}
+
+/** Every schema version, ascending. */
+export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
+  {
+    version: 1,
+    description: "accounts, refresh tokens, fencing epochs, snapshots, messages, inboxes, acks",
+    // STRICT tables make SQLite reject values of the wrong type instead of storing them silently.
+    // WITHOUT ROWID clusters the small hot tables by their key, so an inbox page is one range read.
+    sql: `
+      CREATE TABLE users (
+        user_id TEXT PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0
+      ) STRICT;
+
+      CREATE TABLE refresh_tokens (
+        token_hash TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        device TEXT NOT NULL,
+        family_id TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER,
+        revoked INTEGER NOT NULL DEFAULT 0
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
+      CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);
+
+      CREATE TABLE actor_epochs (
+        actor_id TEXT PRIMARY KEY,
+        epoch INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+
+      CREATE TABLE snapshots (
+        actor_id TEXT PRIMARY KEY,
+        epoch INTEGER NOT NULL,
+        data BLOB NOT NULL
+      ) STRICT;
+
+      CREATE TABLE conversations (
+        conv TEXT PRIMARY KEY,
+        last_cseq INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+
+      CREATE TABLE messages (
+        mid TEXT PRIMARY KEY,
+        conv TEXT NOT NULL REFERENCES conversations (conv),
+        cseq INTEGER NOT NULL,
+        sender TEXT NOT NULL,
+        cmid TEXT NOT NULL,
+        to_kind TEXT NOT NULL CHECK (to_kind IN ('user', 'group')),
+        to_id TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        UNIQUE (conv, cseq),
+        UNIQUE (sender, cmid)
+      ) STRICT;
+
+      CREATE TABLE user_inbox_seq (
+        user_id TEXT PRIMARY KEY,
+        last_seq INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+
+      CREATE TABLE inbox (
+        user_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        mid TEXT NOT NULL REFERENCES messages (mid),
+        PRIMARY KEY (user_id, seq)
+      ) STRICT, WITHOUT ROWID;
+
+      CREATE TABLE acks (
+        user_id TEXT NOT NULL,
+        device TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (user_id, device)
+      ) STRICT, WITHOUT ROWID;
+    `,
+  },
+];

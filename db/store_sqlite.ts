@@ -1,0 +1,558 @@
+/**
+ * The embedded {@link Store}: one SQLite file through Deno's built-in `node:sqlite`.
+ *
+ * - WAL journal with `synchronous=FULL`: a resolved write has been fsynced, so an `ok` sent after
+ *   it survives a crash or power loss.
+ * - Every write is one transaction (`BEGIN IMMEDIATE`, so a second process on the same file waits
+ *   up to the busy timeout instead of failing mid-transaction); `append` runs a whole batch in one.
+ * - `node:sqlite` is synchronous, so each call runs start to finish without interleaving with
+ *   others in this process: read-check-write inside one transaction is atomic. Each call's work is
+ *   bounded by its arguments (batch size, page limit); callers keep those bounded.
+ * - SQLite errors that mean "cannot reach the data right now" (busy, locked, I/O, full, closed)
+ *   surface as {@link UnavailableError}; a taken username as ImError `username_taken`.
+ *
+ * @module
+ */
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { dirname } from "node:path";
+import { FencedError, ImError, UnavailableError } from "../actors/errors.ts";
+import { SQLITE_MIGRATIONS, type SqliteMigration } from "./migrations_sqlite.ts";
+import type {
+  AckCursor,
+  AppendRequest,
+  AppendResult,
+  InboxEntry,
+  Recipient,
+  RefreshTokenRecord,
+  Snapshot,
+  Store,
+  StoredMessage,
+  UserRecord,
+} from "./store.ts";
+
+/** Options of {@link openSqliteStore}. */
+export interface SqliteStoreOptions {
+  /** How long a write waits for another connection's write lock before failing (default 5000). */
+  busyTimeoutMs?: number;
+  /** Schema versions to apply (tests only; defaults to {@link SQLITE_MIGRATIONS}). */
+  migrations?: readonly SqliteMigration[];
+}
+
+type Row = Record<string, unknown>;
+
+const MESSAGE_COLUMNS = "mid, conv, cseq, sender, cmid, to_kind, to_id, ts, body";
+
+/**
+ * Opens (creating when missing, with its parent directory) the SQLite store at `path`;
+ * `":memory:"` gives a private in-memory database (tests). Call `migrate()` before use.
+ */
+export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): Store {
+  if (path !== ":memory:" && !path.startsWith("file:")) {
+    Deno.mkdirSync(dirname(path), { recursive: true });
+  }
+  let db: DatabaseSync;
+  try {
+    db = new DatabaseSync(path, {
+      timeout: options.busyTimeoutMs ?? 5000,
+      enableForeignKeyConstraints: true,
+    });
+    // WAL lets readers run beside the writer; FULL syncs the WAL on every commit (durable ok).
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA synchronous = FULL");
+    db.exec("PRAGMA foreign_keys = ON");
+    db.exec("PRAGMA temp_store = MEMORY");
+  } catch (err) {
+    throw translateError(err);
+  }
+  return new SqliteStore(db, options.migrations ?? SQLITE_MIGRATIONS);
+}
+
+class SqliteStore implements Store {
+  readonly kind = "sqlite";
+  readonly #db: DatabaseSync;
+  readonly #migrations: readonly SqliteMigration[];
+  readonly #statements = new Map<string, StatementSync>();
+  #closed = false;
+
+  constructor(db: DatabaseSync, migrations: readonly SqliteMigration[]) {
+    this.#db = db;
+    this.#migrations = migrations;
+  }
+
+  /** Runs `fn` and maps SQLite failures to the port's errors. */
+  #call<T>(fn: () => T): Promise<T> {
+    try {
+      if (this.#closed) throw new UnavailableError("The SQLite store is closed");
+      return Promise.resolve(fn());
+    } catch (err) {
+      return Promise.reject(translateError(err));
+    }
+  }
+
+  /** A cached prepared statement (prepared on first use, after migrations created the tables). */
+  #st(sql: string): StatementSync {
+    let st = this.#statements.get(sql);
+    if (!st) {
+      st = this.#db.prepare(sql);
+      this.#statements.set(sql, st);
+    }
+    return st;
+  }
+
+  /** Runs `fn` in one write transaction; rolls back on any error. */
+  #tx<T>(fn: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = fn();
+      this.#db.exec("COMMIT");
+      return result;
+    } catch (err) {
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      throw err;
+    }
+  }
+
+  migrate(): Promise<void> {
+    return this.#call(() => {
+      this.#db.exec(
+        `CREATE TABLE IF NOT EXISTS schema_migrations (
+           version INTEGER PRIMARY KEY,
+           applied_at INTEGER NOT NULL
+         ) STRICT`,
+      );
+      for (const migration of [...this.#migrations].sort((a, b) => a.version - b.version)) {
+        this.#tx(() => {
+          // Re-checked inside the write transaction: another process may have applied it.
+          const applied = this.#db
+            .prepare("SELECT 1 FROM schema_migrations WHERE version = ?")
+            .get(migration.version);
+          if (applied) return;
+          this.#db.exec(migration.sql);
+          this.#db
+            .prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)")
+            .run(migration.version, Date.now());
+        });
+      }
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    this.#statements.clear();
+    try {
+      this.#db.close();
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(translateError(err));
+    }
+  }
+
+  // ---- accounts ----
+
+  createUser(user: UserRecord): Promise<void> {
+    return this.#call(() => {
+      this.#st(
+        `INSERT INTO users (user_id, username, password_hash, created_at, disabled)
+         VALUES (?, ?, ?, ?, ?)`,
+      ).run(
+        user.userId,
+        user.username,
+        user.passwordHash,
+        user.createdAt,
+        user.disabled ? 1 : 0,
+      );
+    });
+  }
+
+  getUserByUsername(username: string): Promise<UserRecord | null> {
+    return this.#call(() => {
+      const row = this.#st("SELECT * FROM users WHERE username = ?").get(username);
+      return row ? toUser(row) : null;
+    });
+  }
+
+  getUser(userId: string): Promise<UserRecord | null> {
+    return this.#call(() => {
+      const row = this.#st("SELECT * FROM users WHERE user_id = ?").get(userId);
+      return row ? toUser(row) : null;
+    });
+  }
+
+  existingUsers(userIds: string[]): Promise<string[]> {
+    return this.#call(() => {
+      if (userIds.length === 0) return [];
+      const rows = this.#st(
+        "SELECT user_id FROM users WHERE user_id IN (SELECT value FROM json_each(?))",
+      ).all(JSON.stringify(userIds));
+      return rows.map((r) => r.user_id as string);
+    });
+  }
+
+  setUserDisabled(userId: string, disabled: boolean): Promise<void> {
+    return this.#call(() => {
+      this.#st("UPDATE users SET disabled = ? WHERE user_id = ?").run(disabled ? 1 : 0, userId);
+    });
+  }
+
+  // ---- refresh tokens ----
+
+  saveRefreshToken(token: RefreshTokenRecord): Promise<void> {
+    return this.#call(() => {
+      this.#st(
+        `INSERT INTO refresh_tokens
+           (token_hash, user_id, device, family_id, expires_at, used_at, revoked)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        token.tokenHash,
+        token.userId,
+        token.device,
+        token.familyId,
+        token.expiresAt,
+        token.usedAt,
+        token.revoked ? 1 : 0,
+      );
+    });
+  }
+
+  getRefreshToken(tokenHash: string): Promise<RefreshTokenRecord | null> {
+    return this.#call(() => {
+      const row = this.#st("SELECT * FROM refresh_tokens WHERE token_hash = ?").get(tokenHash);
+      return row ? toRefreshToken(row) : null;
+    });
+  }
+
+  useRefreshToken(tokenHash: string, at: number): Promise<boolean> {
+    return this.#call(() => {
+      const { changes } = this.#st(
+        `UPDATE refresh_tokens SET used_at = ?
+         WHERE token_hash = ? AND used_at IS NULL AND revoked = 0`,
+      ).run(at, tokenHash);
+      return Number(changes) === 1;
+    });
+  }
+
+  revokeRefreshFamily(familyId: string): Promise<void> {
+    return this.#call(() => {
+      this.#st("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = ?").run(familyId);
+    });
+  }
+
+  // ---- actors: fencing and snapshots ----
+
+  storedEpoch(actorId: string): Promise<number> {
+    return this.#call(() => this.#epochOf(actorId));
+  }
+
+  #epochOf(actorId: string): number {
+    const row = this.#st("SELECT epoch FROM actor_epochs WHERE actor_id = ?").get(actorId);
+    return row ? (row.epoch as number) : 0;
+  }
+
+  /**
+   * Raises the stored epoch to `epoch` unless a higher one is stored: the comparison is the
+   * upsert's own WHERE clause. Throws FencedError when rejected. Call inside a transaction.
+   */
+  #fence(actorId: string, epoch: number): void {
+    const accepted = this.#st(
+      `INSERT INTO actor_epochs (actor_id, epoch) VALUES (?, ?)
+       ON CONFLICT (actor_id) DO UPDATE SET epoch = excluded.epoch
+       WHERE actor_epochs.epoch <= excluded.epoch
+       RETURNING epoch`,
+    ).get(actorId, epoch);
+    if (!accepted) throw new FencedError(actorId, epoch, this.#epochOf(actorId));
+  }
+
+  fence(actorId: string, epoch: number): Promise<void> {
+    return this.#call(() => this.#tx(() => this.#fence(actorId, epoch)));
+  }
+
+  saveSnapshot(actorId: string, epoch: number, data: Uint8Array): Promise<void> {
+    return this.#call(() =>
+      this.#tx(() => {
+        this.#fence(actorId, epoch);
+        this.#st(
+          `INSERT INTO snapshots (actor_id, epoch, data) VALUES (?, ?, ?)
+           ON CONFLICT (actor_id) DO UPDATE SET epoch = excluded.epoch, data = excluded.data`,
+        ).run(actorId, epoch, data);
+      })
+    );
+  }
+
+  loadSnapshot(actorId: string): Promise<Snapshot | null> {
+    return this.#call(() => {
+      const row = this.#st("SELECT epoch, data FROM snapshots WHERE actor_id = ?").get(actorId);
+      if (!row) return null;
+      return { epoch: row.epoch as number, data: new Uint8Array(row.data as Uint8Array) };
+    });
+  }
+
+  // ---- messages ----
+
+  append(requests: AppendRequest[]): Promise<AppendResult[]> {
+    return this.#call(() => {
+      if (requests.length === 0) return [];
+      return this.#tx(() => this.#appendInTx(requests));
+    });
+  }
+
+  #appendInTx(requests: AppendRequest[]): AppendResult[] {
+    const selectEpoch = this.#st("SELECT epoch FROM actor_epochs WHERE actor_id = ?");
+    const selectByCmid = this.#st(
+      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE sender = ? AND cmid = ?`,
+    );
+    const selectCseq = this.#st("SELECT last_cseq FROM conversations WHERE conv = ?");
+    const selectSeq = this.#st("SELECT last_seq FROM user_inbox_seq WHERE user_id = ?");
+    // The counter row must exist before a message references its conversation (foreign key).
+    const ensureConv = this.#st(
+      "INSERT INTO conversations (conv, last_cseq) VALUES (?, 0) ON CONFLICT (conv) DO NOTHING",
+    );
+    const insertMessage = this.#st(
+      `INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const insertInbox = this.#st("INSERT INTO inbox (user_id, seq, mid) VALUES (?, ?, ?)");
+
+    // Counters are read once per batch, advanced in memory and written back once at the end;
+    // this transaction holds SQLite's write lock, so nobody else can move them meanwhile.
+    const epochs = new Map<string, { stored: number; raised: boolean }>();
+    const cseqs = new Map<string, number>();
+    const seqs = new Map<string, number>();
+    const results: AppendResult[] = [];
+
+    for (const req of requests) {
+      let epoch = epochs.get(req.actorId);
+      if (!epoch) {
+        const row = selectEpoch.get(req.actorId);
+        epoch = { stored: row ? (row.epoch as number) : 0, raised: false };
+        epochs.set(req.actorId, epoch);
+      }
+      if (req.epoch < epoch.stored) {
+        results.push({ status: "fenced", storedEpoch: epoch.stored });
+        continue;
+      }
+      if (req.epoch > epoch.stored) {
+        epoch.stored = req.epoch;
+        epoch.raised = true;
+      }
+
+      const existing = selectByCmid.get(req.from, req.cmid);
+      if (existing) {
+        results.push({ status: "duplicate", message: toMessage(existing) });
+        continue;
+      }
+
+      let cseq = cseqs.get(req.conv);
+      if (cseq === undefined) {
+        const row = selectCseq.get(req.conv);
+        if (!row) ensureConv.run(req.conv);
+        cseq = row ? (row.last_cseq as number) : 0;
+      }
+      cseq += 1;
+      cseqs.set(req.conv, cseq);
+
+      const to = normalizeRecipient(req.to);
+      const [toKind, toId] = "user" in to ? ["user", to.user] : ["group", to.group];
+      const bodyText = JSON.stringify(req.body);
+      insertMessage.run(
+        req.mid,
+        req.conv,
+        cseq,
+        req.from,
+        req.cmid,
+        toKind,
+        toId,
+        req.ts,
+        bodyText,
+      );
+
+      const assigned: Record<string, number> = {};
+      for (const userId of new Set(req.recipients)) {
+        let seq = seqs.get(userId);
+        if (seq === undefined) {
+          const row = selectSeq.get(userId);
+          seq = row ? (row.last_seq as number) : 0;
+        }
+        seq += 1;
+        seqs.set(userId, seq);
+        insertInbox.run(userId, seq, req.mid);
+        assigned[userId] = seq;
+      }
+
+      results.push({
+        status: "stored",
+        message: {
+          mid: req.mid,
+          conv: req.conv,
+          cseq,
+          from: req.from,
+          to,
+          ts: req.ts,
+          body: JSON.parse(bodyText),
+          cmid: req.cmid,
+        },
+        seqs: assigned,
+      });
+    }
+
+    const raiseEpoch = this.#st(
+      `INSERT INTO actor_epochs (actor_id, epoch) VALUES (?, ?)
+       ON CONFLICT (actor_id) DO UPDATE SET epoch = excluded.epoch
+       WHERE actor_epochs.epoch < excluded.epoch`,
+    );
+    for (const [actorId, epoch] of epochs) {
+      if (epoch.raised) raiseEpoch.run(actorId, epoch.stored);
+    }
+    const setCseq = this.#st("UPDATE conversations SET last_cseq = ? WHERE conv = ?");
+    for (const [conv, cseq] of cseqs) setCseq.run(cseq, conv);
+    const setSeq = this.#st(
+      `INSERT INTO user_inbox_seq (user_id, last_seq) VALUES (?, ?)
+       ON CONFLICT (user_id) DO UPDATE SET last_seq = excluded.last_seq`,
+    );
+    for (const [userId, seq] of seqs) setSeq.run(userId, seq);
+    return results;
+  }
+
+  findByCmid(from: string, cmid: string): Promise<StoredMessage | null> {
+    return this.#call(() => {
+      const row = this.#st(
+        `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE sender = ? AND cmid = ?`,
+      ).get(from, cmid);
+      return row ? toMessage(row) : null;
+    });
+  }
+
+  readInbox(userId: string, after: number, limit: number): Promise<InboxEntry[]> {
+    return this.#call(() => {
+      if (limit <= 0) return [];
+      const rows = this.#st(
+        `SELECT i.seq AS seq, m.mid, m.conv, m.cseq, m.sender, m.cmid, m.to_kind, m.to_id, m.ts,
+                m.body
+         FROM inbox i JOIN messages m ON m.mid = i.mid
+         WHERE i.user_id = ? AND i.seq > ?
+         ORDER BY i.seq
+         LIMIT ?`,
+      ).all(userId, after, limit);
+      return rows.map((row) => ({ seq: row.seq as number, message: toMessage(row) }));
+    });
+  }
+
+  latestSeq(userId: string): Promise<number> {
+    return this.#call(() => {
+      const row = this.#st("SELECT last_seq FROM user_inbox_seq WHERE user_id = ?").get(userId);
+      return row ? (row.last_seq as number) : 0;
+    });
+  }
+
+  history(conv: string, before: number | null, limit: number): Promise<StoredMessage[]> {
+    return this.#call(() => {
+      if (limit <= 0) return [];
+      const rows = this.#st(
+        `SELECT ${MESSAGE_COLUMNS} FROM messages
+         WHERE conv = ? AND cseq < ?
+         ORDER BY cseq DESC
+         LIMIT ?`,
+      ).all(conv, before ?? Number.MAX_SAFE_INTEGER, limit);
+      return rows.map(toMessage);
+    });
+  }
+
+  latestCseq(conv: string): Promise<number> {
+    return this.#call(() => {
+      const row = this.#st("SELECT last_cseq FROM conversations WHERE conv = ?").get(conv);
+      return row ? (row.last_cseq as number) : 0;
+    });
+  }
+
+  // ---- ack cursors ----
+
+  saveAck(
+    actorId: string,
+    epoch: number,
+    userId: string,
+    device: string,
+    seq: number,
+  ): Promise<void> {
+    return this.#call(() =>
+      this.#tx(() => {
+        this.#fence(actorId, epoch);
+        this.#st(
+          `INSERT INTO acks (user_id, device, seq) VALUES (?, ?, ?)
+           ON CONFLICT (user_id, device) DO UPDATE SET seq = excluded.seq
+           WHERE acks.seq < excluded.seq`,
+        ).run(userId, device, seq);
+      })
+    );
+  }
+
+  loadAcks(userId: string): Promise<AckCursor[]> {
+    return this.#call(() => {
+      const rows = this.#st("SELECT device, seq FROM acks WHERE user_id = ? ORDER BY device")
+        .all(userId);
+      return rows.map((r) => ({ device: r.device as string, seq: r.seq as number }));
+    });
+  }
+}
+
+function normalizeRecipient(to: Recipient): Recipient {
+  return "user" in to ? { user: to.user } : { group: to.group };
+}
+
+function toUser(row: Row): UserRecord {
+  return {
+    userId: row.user_id as string,
+    username: row.username as string,
+    passwordHash: row.password_hash as string,
+    createdAt: row.created_at as number,
+    disabled: row.disabled === 1,
+  };
+}
+
+function toRefreshToken(row: Row): RefreshTokenRecord {
+  return {
+    tokenHash: row.token_hash as string,
+    userId: row.user_id as string,
+    device: row.device as string,
+    familyId: row.family_id as string,
+    expiresAt: row.expires_at as number,
+    usedAt: row.used_at === null ? null : (row.used_at as number),
+    revoked: row.revoked === 1,
+  };
+}
+
+function toMessage(row: Row): StoredMessage {
+  return {
+    mid: row.mid as string,
+    conv: row.conv as string,
+    cseq: row.cseq as number,
+    from: row.sender as string,
+    to: row.to_kind === "user" ? { user: row.to_id as string } : { group: row.to_id as string },
+    ts: row.ts as number,
+    body: JSON.parse(row.body as string),
+    cmid: row.cmid as string,
+  };
+}
+
+// SQLite primary result codes (in the message text, since node:sqlite keeps only the text) that
+// mean the data is unreachable right now rather than that the request is wrong.
+const UNAVAILABLE_MESSAGES = [
+  "database is locked",
+  "database table is locked",
+  "database is busy",
+  "disk I/O error",
+  "database or disk is full",
+  "unable to open database file",
+  "database is not open",
+  "attempt to write a readonly database",
+];
+
+/** Maps a node:sqlite error to the port's error classes; others are returned unchanged. */
+function translateError(err: unknown): unknown {
+  if (err instanceof ImError || !(err instanceof Error)) return err;
+  if (err.message.includes("UNIQUE constraint failed: users.username")) {
+    return new ImError("username_taken", "Username is already taken", { cause: err });
+  }
+  if (UNAVAILABLE_MESSAGES.some((m) => err.message.includes(m))) {
+    return new UnavailableError(`SQLite store unavailable: ${err.message}`, { cause: err });
+  }
+  return err;
+}
