@@ -63,13 +63,18 @@ export function runTransportContract(name: string, factory: () => Promise<Transp
       seen.push(e);
       return Promise.resolve({ echo: e.body, type: e.type, n: [1, 2.5, -3], ok: true });
     });
-    const body = { text: "héllo", list: [1, 2, 3], nested: { x: null }, bytes: new Uint8Array([1, 2]) };
+    const body = { text: "héllo", list: [1, 2, 3], nested: { x: null }, big: 2 ** 40 };
     const reply = await a.request("b", { ...env("user/1", "ping", body), sender: "conn-1" });
     assert.deepEqual(reply, { echo: body, type: "ping", n: [1, 2.5, -3], ok: true });
     assert.equal(seen.length, 1);
     assert.equal(seen[0].to, "user/1");
     assert.equal(seen[0].sender, "conn-1");
     assert.deepEqual(seen[0].body, body);
+    // Binary payloads arrive as byte arrays (possibly a Uint8Array subclass such as Buffer).
+    const bytes = await a.request("b", env("user/1", "bin", new Uint8Array([0, 1, 255])));
+    const echoed = (bytes as { echo: Uint8Array }).echo;
+    assert.ok(echoed instanceof Uint8Array);
+    assert.deepEqual([...echoed], [0, 1, 255]);
   });
 
   test("a request to this node itself is handled here", async (h) => {
@@ -180,7 +185,6 @@ export function runTransportContract(name: string, factory: () => Promise<Transp
     const a = await h.open("a");
     const b = await h.open("b");
     const c = await h.open("c");
-    await a.serve(() => Promise.resolve(null));
     const got = new Map<string, Delivery[][]>([["a", []], ["b", []], ["c", []]]);
     for (const [id, t] of [["a", a], ["b", b], ["c", c]] as const) {
       await t.serve(() => Promise.resolve(null));
