@@ -3,7 +3,9 @@ import FakeTimers from "@sinonjs/fake-timers";
 import { MemoryMembership, MemoryRegistry } from "./membership_memory.ts";
 
 Deno.test("a memory member whose heartbeat timer stalls for a TTL runs onSelfLost and is dead", async () => {
-  const clock = FakeTimers.withGlobal(globalThis).install({ toFake: ["setInterval", "clearInterval", "Date"] });
+  const clock = FakeTimers.withGlobal(globalThis).install({
+    toFake: ["setInterval", "clearInterval", "Date"],
+  });
   try {
     const registry = new MemoryRegistry();
     const a = new MemoryMembership({ registry, heartbeatMs: 1000, ttlMs: 3000 });

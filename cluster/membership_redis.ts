@@ -136,7 +136,8 @@ export class RedisMembership implements Membership {
     const sentAt = performance.now();
     const reply = await unavailableOnFailure(
       "membership join",
-      () => this.#redis.imMemberBeat(this.#zset, this.#nodePrefix, self.id, json, this.#ttlMs, "join"),
+      () =>
+        this.#redis.imMemberBeat(this.#zset, this.#nodePrefix, self.id, json, this.#ttlMs, "join"),
     );
     this.#self = self;
     this.#selfJson = json;

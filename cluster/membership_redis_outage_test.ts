@@ -20,7 +20,10 @@ Deno.test("a redis member that cannot heartbeat for a TTL runs onSelfLost and em
     while (lostAt === 0 && Date.now() < end) await sleep(20);
     assert.ok(lostAt > 0, "onSelfLost never ran");
     // Not before the TTL of the last heartbeat, and not much after it.
-    assert.ok(lostAt - stoppedAt >= timing.ttlMs - timing.heartbeatMs - 50, `${lostAt - stoppedAt}`);
+    assert.ok(
+      lostAt - stoppedAt >= timing.ttlMs - timing.heartbeatMs - 50,
+      `${lostAt - stoppedAt}`,
+    );
     assert.ok(lostAt - stoppedAt < timing.ttlMs + 1_000, `${lostAt - stoppedAt}`);
     assert.deepEqual(m.liveNodes(), []);
     assert.equal(m.isLive("n1"), false);

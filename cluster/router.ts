@@ -23,7 +23,12 @@ import type { Membership } from "./membership.ts";
 import type { Placement, PlacementStrategy } from "./placement.ts";
 import type { Envelope, Transport } from "./transport.ts";
 import { rendezvousStrategy } from "./placement_strategy.ts";
-import { DeadlineExceededError, type ImError, toImError, UnavailableError } from "../actors/errors.ts";
+import {
+  DeadlineExceededError,
+  type ImError,
+  toImError,
+  UnavailableError,
+} from "../actors/errors.ts";
 
 /** Options of {@link Router}. */
 export interface RouterOptions {

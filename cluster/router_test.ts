@@ -80,7 +80,9 @@ Deno.test("the router follows the placement record of an active actor", async ()
   const c = await cluster(["n1", "n2", "n3"]);
   try {
     const actor = "group/7";
-    const other = ["n1", "n2", "n3"].find((n) => n !== rendezvousStrategy(actor, ["n1", "n2", "n3"]))!;
+    const other = ["n1", "n2", "n3"].find((n) =>
+      n !== rendezvousStrategy(actor, ["n1", "n2", "n3"])
+    )!;
     await c.placement.claim(actor, other, { leaseMs: 60_000, minEpoch: 1 });
     for (const from of ["n1", "n2", "n3"]) {
       assert.deepEqual(await c.get(from).router.ask(actor, "x", 1), { node: other, body: 1 });

@@ -39,8 +39,8 @@ import {
   FALLBACK_TIMEOUT_MS,
   invoke,
   rethrowAsImError,
-  withDeadline,
   type WireError,
+  withDeadline,
 } from "./deadline.ts";
 
 /** Options of {@link NatsTransport.connect}. */
@@ -402,7 +402,10 @@ export class NatsTransport implements Transport {
     const failed: unknown[][] = [];
     const chunks = this.#encode(triples, (triple) => {
       console.error("transport: a reply could not be encoded; answering internal");
-      failed.push([(triple as unknown[])[0], 1, { code: "internal", message: "Unencodable reply" }]);
+      failed.push([(triple as unknown[])[0], 1, {
+        code: "internal",
+        message: "Unencodable reply",
+      }]);
     });
     if (failed.length > 0) chunks.push(...this.#encode(failed, () => {}));
     for (const chunk of chunks) {
@@ -529,7 +532,9 @@ export class NatsTransport implements Transport {
       const ids = this.#batches.get(batch) ?? [];
       for (const id of ids) {
         const p = this.#pending.get(id);
-        if (p && this.#settle(id)) p.reject(new UnavailableError("Destination node is unreachable"));
+        if (p && this.#settle(id)) {
+          p.reject(new UnavailableError("Destination node is unreachable"));
+        }
       }
       return;
     }
