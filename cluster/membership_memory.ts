@@ -178,7 +178,13 @@ export class MemoryMembership implements Membership {
       this.#registry.remove(self.id);
       this.#apply([]);
       this.#registry.notify();
-      for (const h of this.#lostHandlers) h();
+      for (const h of this.#lostHandlers) {
+        try {
+          h();
+        } catch (err) {
+          console.error("membership: onSelfLost handler failed", err);
+        }
+      }
       return;
     }
     this.#lastBeat = now;
@@ -206,6 +212,12 @@ export class MemoryMembership implements Membership {
     if (!changed) return;
     this.#view = new Map(nodes.map((n) => [n.id, n]));
     this.#viewList = nodes;
-    for (const h of this.#changeHandlers) h(nodes);
+    for (const h of this.#changeHandlers) {
+      try {
+        h(nodes);
+      } catch (err) {
+        console.error("membership: onChange handler failed", err);
+      }
+    }
   }
 }
