@@ -535,8 +535,10 @@ export class ActorHost<Svc> {
 
   async #turn(rec: Activation<Svc>, item: Item): Promise<unknown> {
     if (item.t === "passivate") {
-      rec.dirty++;
-      if (rec.behavior.onPassivate) await rec.behavior.onPassivate(rec.ctx);
+      if (rec.behavior.onPassivate) {
+        rec.dirty++;
+        await rec.behavior.onPassivate(rec.ctx);
+      }
       return undefined;
     }
     rec.lastActivity = this.#clock();

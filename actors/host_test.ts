@@ -142,6 +142,21 @@ function ask(host: ActorHost<unknown>, to: string, type: string, body: unknown =
   return host.receive({ to, type, body });
 }
 
+/** The real store with its snapshot writes going through `save` (to count or fail them). */
+function withSnapshotWrites(
+  base: Store,
+  save: (id: string, epoch: number, data: Uint8Array) => Promise<void>,
+): Store {
+  return {
+    migrate: () => base.migrate(),
+    close: () => base.close(),
+    storedEpoch: (id: string) => base.storedEpoch(id),
+    fence: (id: string, epoch: number) => base.fence(id, epoch),
+    loadSnapshot: (id: string) => base.loadSnapshot(id),
+    saveSnapshot: save,
+  } as unknown as Store;
+}
+
 /** Observes `p` at once (so an early rejection is never unhandled) and gives its outcome. */
 function outcome(p: Promise<unknown>): Promise<{ value?: unknown; code?: string }> {
   return p.then((value) => ({ value }), (err) => ({ code: (err as ImError).code ?? String(err) }));
@@ -533,6 +548,30 @@ Deno.test("the every-turn policy snapshots after every turn that did not throw",
   }
 });
 
+Deno.test("passivation writes no snapshot when no turn ran since the last one", async () => {
+  const base = openSqliteStore(":memory:");
+  let writes = 0;
+  const e = await env({
+    store: withSnapshotWrites(base, (id, epoch, data) => {
+      writes++;
+      return base.saveSnapshot(id, epoch, data);
+    }),
+  });
+  try {
+    const { host } = await e.node("n1");
+    host.register(counter({ snapshot: "every-turn" }));
+    await ask(host, "counter/v", "add", { by: 1 });
+    await ask(host, "counter/v", "add", { by: 1 });
+    assert.equal(writes, 2);
+    await host.passivate("counter/v");
+    assert.equal(host.isActive("counter/v"), false);
+    assert.equal(writes, 2);
+    assert.deepEqual(await snapshotOf(base, "counter/v"), { n: 2, ticks: 0 });
+  } finally {
+    await e.close();
+  }
+});
+
 Deno.test("the everyTurns policy snapshots every N turns and on passivation", async () => {
   const e = await env();
   try {
@@ -585,18 +624,13 @@ Deno.test("the manual policy writes on ctx.snapshot and on passivation, with enc
 Deno.test("a failed passivation snapshot keeps the actor active and a later passivation writes it", async () => {
   const base = openSqliteStore(":memory:");
   let failSnapshots = true;
-  // The real store with an injected write failure on snapshots only.
-  const store = {
-    migrate: () => base.migrate(),
-    close: () => base.close(),
-    storedEpoch: (id: string) => base.storedEpoch(id),
-    fence: (id: string, epoch: number) => base.fence(id, epoch),
-    loadSnapshot: (id: string) => base.loadSnapshot(id),
-    saveSnapshot: (id: string, epoch: number, data: Uint8Array) =>
+  const store = withSnapshotWrites(
+    base,
+    (id, epoch, data) =>
       failSnapshots
         ? Promise.reject(new UnavailableError("disk gone"))
         : base.saveSnapshot(id, epoch, data),
-  } as unknown as Store;
+  );
   const e = await env({ store });
   try {
     const { host, logger } = await e.node("n1");
