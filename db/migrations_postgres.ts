@@ -150,8 +150,8 @@ const SCHEMA_V1 = `
 
   -- Stores a batch of requests in the caller's transaction and returns the AppendResults (a
   -- json array in request order). See db/store.ts for the semantics. p_batch is a json array
-  -- built by store_postgres.ts (AppendRequest fields without body, plus idx, toKind, toId and
-  -- de-duplicated recipients); p_bodies[idx + 1] is the JSON text of request idx's body.
+  -- built by store_postgres.ts: AppendRequest fields plus idx, toKind, toId, recipients
+  -- de-duplicated, and the body as its JSON text in bodyText.
   --
   -- Locks: every counter row the batch may touch is locked up front, table by table
   -- (actor_epochs, conversations, user_inbox_seq) and within a table in byte order of the key,
@@ -163,10 +163,10 @@ const SCHEMA_V1 = `
   -- detected by ON CONFLICT and raised as serialization_failure: the whole transaction rolls
   -- back (no gap in any counter) and the client retries, then seeing it as a duplicate.
   --
-  -- Bodies travel apart and stay json, never jsonb, never taken apart: valid JSON (and so a
-  -- message body) may contain the escape \\u0000, which jsonb and every json accessor reject.
-  -- Casting text to json only validates it and keeps the text as given.
-  CREATE FUNCTION im_append(p_batch json, p_bodies text[]) RETURNS json
+  -- Bodies travel as JSON text and stay json, never jsonb, never taken apart: valid JSON (and
+  -- so a message body) may contain the escape \\u0000, which jsonb and every json accessor
+  -- reject. Casting text to json only validates it and keeps the text as given.
+  CREATE FUNCTION im_append(p_batch json) RETURNS json
   LANGUAGE plpgsql AS $fn$
   DECLARE
     v_actors text[];
@@ -202,10 +202,10 @@ const SCHEMA_V1 = `
     WITH req AS (
       SELECT r.idx, r."actorId" AS actor_id, r.epoch, r.mid, r.conv, r."from" AS sender,
              r.cmid, r."toKind" AS to_kind, r."toId" AS to_id, r.ts,
-             p_bodies[r.idx + 1]::json AS body, r.recipients
+             r."bodyText"::json AS body, r.recipients
       FROM json_to_recordset(p_batch) AS r(
         idx int, "actorId" text, epoch bigint, mid text, conv text, "from" text, cmid text,
-        "toKind" text, "toId" text, ts bigint, recipients text[])
+        "toKind" text, "toId" text, ts bigint, "bodyText" text, recipients text[])
     ),
     -- The epoch each request meets: the stored one, raised by the earlier requests of the
     -- same actor in this batch (a fenced one never raises it, being below the running max).

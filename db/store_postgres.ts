@@ -37,6 +37,11 @@ export interface PostgresStoreOptions {
   max?: number;
   /** Seconds to wait for a connection before failing with UnavailableError (default 10). */
   connectTimeoutSeconds?: number;
+  /**
+   * Deadline of one call in milliseconds (default 30000): past it the call rejects with
+   * UnavailableError (a write may still commit; callers retry with the same key).
+   */
+  callTimeoutMs?: number;
   /** Schema versions to apply (tests only; defaults to {@link POSTGRES_MIGRATIONS}). */
   migrations?: readonly PostgresMigration[];
 }
@@ -49,59 +54,139 @@ const MESSAGE_COLUMNS = "mid, conv, cseq, sender, cmid, to_kind, to_id, ts, body
 /** Attempts of a transaction that failed with a serialization failure or deadlock. */
 const MAX_ATTEMPTS = 5;
 
+/** Seconds a retired pool gets to finish its queries before they are cut off. */
+const RETIRE_TIMEOUT_SECONDS = 2;
+
 /**
  * Opens a connection pool to `url` (connections are made lazily, so this never throws for an
  * unreachable server; the first call does). Call `migrate()` before use.
  */
 export function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Store {
-  const sql = postgres(url, {
-    max: options.max ?? 10,
-    connect_timeout: options.connectTimeoutSeconds ?? 10,
-    // int8 columns (epochs, seqs, timestamps in ms) stay below 2^53: plain numbers.
-    types: {
-      bigint: {
-        to: 20,
-        from: [20],
-        serialize: (x: number) => String(x),
-        parse: (x: string) => Number(x),
+  const makePool = () =>
+    postgres(url, {
+      max: options.max ?? 10,
+      connect_timeout: options.connectTimeoutSeconds ?? 10,
+      // int8 columns (epochs, seqs, timestamps in ms) stay below 2^53: plain numbers.
+      types: {
+        bigint: {
+          to: 20,
+          from: [20],
+          serialize: (x: number) => String(x),
+          parse: (x: string) => Number(x),
+        },
       },
-    },
-    // Notices are informational (e.g. "relation exists"); they are not errors and must not
-    // reach the log on every start.
-    onnotice: () => {},
-  }) as unknown as Sql;
-  return new PostgresStore(sql, options.migrations ?? POSTGRES_MIGRATIONS);
+      // Notices are informational (e.g. "relation exists"): not errors, not worth a log line.
+      onnotice: () => {},
+    }) as unknown as Sql;
+  return new PostgresStore(
+    makePool,
+    options.callTimeoutMs ?? 30_000,
+    options.migrations ?? POSTGRES_MIGRATIONS,
+  );
+}
+
+class CallTimeoutError extends Error {
+  constructor(ms: number) {
+    super(`No answer from Postgres within ${ms} ms`);
+    this.name = "CallTimeoutError";
+  }
 }
 
 class PostgresStore implements Store {
   readonly kind = "postgres";
-  readonly #sql: Sql;
+  readonly #makePool: () => Sql;
+  readonly #callTimeoutMs: number;
   readonly #migrations: readonly PostgresMigration[];
+  #pool: Sql;
+  readonly #retiring = new Set<Promise<void>>();
   #closed = false;
 
-  constructor(sql: Sql, migrations: readonly PostgresMigration[]) {
-    this.#sql = sql;
+  constructor(
+    makePool: () => Sql,
+    callTimeoutMs: number,
+    migrations: readonly PostgresMigration[],
+  ) {
+    this.#makePool = makePool;
+    this.#callTimeoutMs = callTimeoutMs;
     this.#migrations = migrations;
+    this.#pool = makePool();
   }
 
-  /** Runs `fn`, retrying transient conflicts, and maps driver failures to the port's errors. */
-  async #call<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
-    if (this.#closed) throw new UnavailableError("The Postgres store is closed");
+  /**
+   * Replaces a pool that lost a connection. postgres.js 3.4 under Deno can strand a query sent
+   * between a socket's error and its close event, and the stranded query then blocks that
+   * connection for good; it also hands a killed session's fatal error to the next query on the
+   * reconnected session. A fresh pool has neither problem; the old one is ended, and whatever
+   * it still holds is cut off after {@link RETIRE_TIMEOUT_SECONDS}.
+   */
+  #retire(pool: Sql): void {
+    if (pool !== this.#pool || this.#closed) return;
+    this.#pool = this.#makePool();
+    // Ending a pool whose server is gone may fail too; there is nothing left to release then.
+    const ending: Promise<void> = pool.end({ timeout: RETIRE_TIMEOUT_SECONDS })
+      .catch(() => {})
+      .finally(() => this.#retiring.delete(ending));
+    this.#retiring.add(ending);
+  }
+
+  /** Runs one attempt of `fn` on the current pool, bounded by the call deadline. */
+  async #attempt<T>(pool: Sql, fn: (sql: Sql) => Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new CallTimeoutError(this.#callTimeoutMs)),
+        this.#callTimeoutMs,
+      );
+    });
+    const work = fn(pool);
+    try {
+      return await Promise.race([work, deadline]);
+    } finally {
+      clearTimeout(timer);
+      // A call cut off by the deadline still settles later (at the latest when its pool is
+      // retired); its outcome no longer has a caller.
+      work.catch(() => {});
+    }
+  }
+
+  /**
+   * Runs `fn`, retrying transient conflicts, and maps driver failures to the port's errors.
+   * A lost connection (or a call past its deadline) retires the pool; `idempotent` calls (reads,
+   * and writes whose repetition changes nothing) are then retried once on the fresh pool. Other
+   * writes are not repeated, because a lost connection leaves unknown whether they committed;
+   * their caller retries with the same key.
+   */
+  async #call<T>(fn: (sql: Sql) => Promise<T>, idempotent = false): Promise<T> {
+    let reconnected = false;
     for (let attempt = 1;; attempt++) {
+      if (this.#closed) throw new UnavailableError("The Postgres store is closed");
+      const pool = this.#pool;
       try {
-        return await fn(this.#sql);
+        return await this.#attempt(pool, fn);
       } catch (err) {
-        if (isRetryable(err) && attempt < MAX_ATTEMPTS) {
+        if (isConflict(err) && attempt < MAX_ATTEMPTS) {
           await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * attempt));
           continue;
+        }
+        if (err instanceof CallTimeoutError || isConnectionLoss(err)) {
+          this.#retire(pool);
+          if (idempotent && !reconnected && !this.#closed) {
+            reconnected = true;
+            continue;
+          }
         }
         throw translateError(err);
       }
     }
   }
 
+  /** {@link #call} for calls that may run twice. */
+  #idempotent<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    return this.#call(fn, true);
+  }
+
   migrate(): Promise<void> {
-    return this.#call(async (sql) => {
+    return this.#idempotent(async (sql) => {
       const applied = await sql.begin(async (tx) => {
         await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`;
         const [{ exists }] = await tx`
@@ -136,7 +221,7 @@ class PostgresStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#sql.end({ timeout: 5 });
+    await Promise.all([this.#pool.end({ timeout: 5 }), ...this.#retiring]);
   }
 
   // ---- accounts ----
@@ -151,30 +236,31 @@ class PostgresStore implements Store {
   }
 
   getUserByUsername(username: string): Promise<UserRecord | null> {
-    return this.#call(async (sql) => {
+    return this.#idempotent(async (sql) => {
       const [row] = await sql`SELECT * FROM users WHERE username = ${username}`;
       return row ? toUser(row) : null;
     });
   }
 
   getUser(userId: string): Promise<UserRecord | null> {
-    return this.#call(async (sql) => {
+    return this.#idempotent(async (sql) => {
       const [row] = await sql`SELECT * FROM users WHERE user_id = ${userId}`;
       return row ? toUser(row) : null;
     });
   }
 
   existingUsers(userIds: string[]): Promise<string[]> {
-    return this.#call(async (sql) => {
+    return this.#idempotent(async (sql) => {
       if (userIds.length === 0) return [];
       const rows = await sql`
-        SELECT user_id FROM users WHERE user_id = ANY (${sql.array(userIds)}::text[])`;
+        SELECT user_id FROM users
+        WHERE user_id IN (SELECT json_array_elements_text(${JSON.stringify(userIds)}::text::json))`;
       return rows.map((r) => r.user_id as string);
     });
   }
 
   setUserDisabled(userId: string, disabled: boolean): Promise<void> {
-    return this.#call(async (sql) => {
+    return this.#idempotent(async (sql) => {
       await sql`UPDATE users SET disabled = ${disabled} WHERE user_id = ${userId}`;
     });
   }
@@ -192,7 +278,7 @@ class PostgresStore implements Store {
   }
 
   getRefreshToken(tokenHash: string): Promise<RefreshTokenRecord | null> {
-    return this.#call(async (sql) => {
+    return this.#idempotent(async (sql) => {
       const [row] = await sql`SELECT * FROM refresh_tokens WHERE token_hash = ${tokenHash}`;
       return row ? toRefreshToken(row) : null;
     });
@@ -210,7 +296,7 @@ class PostgresStore implements Store {
   }
 
   revokeRefreshFamily(familyId: string): Promise<void> {
-    return this.#call(async (sql) => {
+    return this.#idempotent(async (sql) => {
       await sql`UPDATE refresh_tokens SET revoked = true WHERE family_id = ${familyId}`;
     });
   }
@@ -218,21 +304,21 @@ class PostgresStore implements Store {
   // ---- actors: fencing and snapshots ----
 
   storedEpoch(actorId: string): Promise<number> {
-    return this.#call(async (sql) => {
+    return this.#idempotent(async (sql) => {
       const [row] = await sql`SELECT epoch FROM actor_epochs WHERE actor_id = ${actorId}`;
       return row ? (row.epoch as number) : 0;
     });
   }
 
   fence(actorId: string, epoch: number): Promise<void> {
-    return this.#call(async (sql) => {
+    return this.#idempotent(async (sql) => {
       const [{ stored }] = await sql`SELECT im_fence(${actorId}, ${epoch}) AS stored`;
       checkFence(actorId, epoch, stored as number);
     });
   }
 
   saveSnapshot(actorId: string, epoch: number, data: Uint8Array): Promise<void> {
-    return this.#call(async (sql) => {
+    return this.#idempotent(async (sql) => {
       const [{ stored }] = await sql`
         SELECT im_save_snapshot(${actorId}, ${epoch}, ${data}) AS stored`;
       checkFence(actorId, epoch, stored as number);
@@ -240,7 +326,7 @@ class PostgresStore implements Store {
   }
 
   loadSnapshot(actorId: string): Promise<Snapshot | null> {
-    return this.#call(async (sql) => {
+    return this.#idempotent(async (sql) => {
       const [row] = await sql`SELECT epoch, data FROM snapshots WHERE actor_id = ${actorId}`;
       if (!row) return null;
       // The driver hands out a Node Buffer: give callers a plain Uint8Array.
@@ -264,13 +350,13 @@ class PostgresStore implements Store {
       toKind: "user" in r.to ? "user" : "group",
       toId: "user" in r.to ? r.to.user : r.to.group,
       ts: r.ts,
+      bodyText: JSON.stringify(r.body),
       recipients: [...new Set(r.recipients)],
     })));
-    const bodies = requests.map((r) => JSON.stringify(r.body));
     return this.#call(async (sql) => {
-      // Sent as text and cast in SQL: a json-typed parameter would be JSON-encoded again.
-      const [{ results }] = await sql`
-        SELECT im_append(${batch}::text::json, ${sql.array(bodies)}::text[]) AS results`;
+      // Sent as text and cast in SQL: a json-typed parameter would be JSON-encoded again, and
+      // array parameters depend on type data each connection fetches after it opens.
+      const [{ results }] = await sql`SELECT im_append(${batch}::text::json) AS results`;
       const list = results as AppendResult[];
       if (!Array.isArray(list) || list.length !== requests.length) {
         throw new ImError(
@@ -284,7 +370,7 @@ class PostgresStore implements Store {
   }
 
   findByCmid(from: string, cmid: string): Promise<StoredMessage | null> {
-    return this.#call(async (sql) => {
+    return this.#idempotent(async (sql) => {
       const [row] = await sql`
         SELECT ${sql.unsafe(MESSAGE_COLUMNS)} FROM messages
         WHERE sender = ${from} AND cmid = ${cmid}`;
@@ -293,7 +379,7 @@ class PostgresStore implements Store {
   }
 
   readInbox(userId: string, after: number, limit: number): Promise<InboxEntry[]> {
-    return this.#call(async (sql) => {
+    return this.#idempotent(async (sql) => {
       if (limit <= 0) return [];
       const rows = await sql`
         SELECT i.seq AS seq, m.mid, m.conv, m.cseq, m.sender, m.cmid, m.to_kind, m.to_id, m.ts,
@@ -307,14 +393,14 @@ class PostgresStore implements Store {
   }
 
   latestSeq(userId: string): Promise<number> {
-    return this.#call(async (sql) => {
+    return this.#idempotent(async (sql) => {
       const [row] = await sql`SELECT last_seq FROM user_inbox_seq WHERE user_id = ${userId}`;
       return row ? (row.last_seq as number) : 0;
     });
   }
 
   history(conv: string, before: number | null, limit: number): Promise<StoredMessage[]> {
-    return this.#call(async (sql) => {
+    return this.#idempotent(async (sql) => {
       if (limit <= 0) return [];
       const rows = await sql`
         SELECT ${sql.unsafe(MESSAGE_COLUMNS)} FROM messages
@@ -326,7 +412,7 @@ class PostgresStore implements Store {
   }
 
   latestCseq(conv: string): Promise<number> {
-    return this.#call(async (sql) => {
+    return this.#idempotent(async (sql) => {
       const [row] = await sql`SELECT last_cseq FROM conversations WHERE conv = ${conv}`;
       return row ? (row.last_cseq as number) : 0;
     });
@@ -341,7 +427,7 @@ class PostgresStore implements Store {
     device: string,
     seq: number,
   ): Promise<void> {
-    return this.#call(async (sql) => {
+    return this.#idempotent(async (sql) => {
       const [{ stored }] = await sql`
         SELECT im_save_ack(${actorId}, ${epoch}, ${userId}, ${device}, ${seq}) AS stored`;
       checkFence(actorId, epoch, stored as number);
@@ -349,7 +435,7 @@ class PostgresStore implements Store {
   }
 
   loadAcks(userId: string): Promise<AckCursor[]> {
-    return this.#call(async (sql) => {
+    return this.#idempotent(async (sql) => {
       const rows = await sql`
         SELECT device, seq FROM acks WHERE user_id = ${userId} ORDER BY device`;
       return rows.map((r) => ({ device: r.device as string, seq: r.seq as number }));
@@ -420,14 +506,25 @@ function sqlState(err: unknown): string | undefined {
 }
 
 /** Serialization failure or deadlock: the transaction was rolled back and may simply rerun. */
-function isRetryable(err: unknown): boolean {
+function isConflict(err: unknown): boolean {
   const state = sqlState(err);
   return state === "40001" || state === "40P01";
+}
+
+/** The connection failed or the server is going away (restart, failover, admin kill). */
+function isConnectionLoss(err: unknown): boolean {
+  const state = sqlState(err);
+  if (state !== undefined) return state.startsWith("08") || state.startsWith("57P");
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "string" && CONNECTION_CODES.has(code);
 }
 
 /** Maps a postgres.js error to the port's error classes; others are returned unchanged. */
 function translateError(err: unknown): unknown {
   if (err instanceof ImError || !(err instanceof Error)) return err;
+  if (err instanceof CallTimeoutError) {
+    return new UnavailableError(`Postgres unavailable: ${err.message}`, { cause: err });
+  }
   const state = sqlState(err);
   if (state !== undefined) {
     const pgErr = err as postgres.PostgresError;
