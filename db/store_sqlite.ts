@@ -532,26 +532,31 @@ function toMessage(row: Row): StoredMessage {
   };
 }
 
-// SQLite primary result codes (in the message text, since node:sqlite keeps only the text) that
-// mean the data is unreachable right now rather than that the request is wrong.
+// SQLite primary result codes that mean the data cannot be reached right now, rather than that
+// the request is wrong: BUSY, LOCKED, NOMEM, READONLY, IOERR, FULL, CANTOPEN.
+const UNAVAILABLE_CODES = new Set([5, 6, 7, 8, 10, 13, 14]);
 const UNAVAILABLE_MESSAGES = [
   "database is locked",
   "database table is locked",
-  "database is busy",
   "disk I/O error",
   "database or disk is full",
   "unable to open database file",
-  "database is not open",
   "attempt to write a readonly database",
+  "out of memory",
 ];
 
 /** Maps a node:sqlite error to the port's error classes; others are returned unchanged. */
 function translateError(err: unknown): unknown {
   if (err instanceof ImError || !(err instanceof Error)) return err;
+  const { errcode, code } = err as { errcode?: unknown; code?: unknown };
   if (err.message.includes("UNIQUE constraint failed: users.username")) {
     return new ImError("username_taken", "Username is already taken", { cause: err });
   }
-  if (UNAVAILABLE_MESSAGES.some((m) => err.message.includes(m))) {
+  const unavailable = (typeof errcode === "number" && UNAVAILABLE_CODES.has(errcode & 0xff)) ||
+    // Errors of exec() carry only SQLite's message; a closed database is an invalid state.
+    UNAVAILABLE_MESSAGES.some((m) => err.message.includes(m)) ||
+    (code === "ERR_INVALID_STATE" && err.message.includes("not open"));
+  if (unavailable) {
     return new UnavailableError(`SQLite store unavailable: ${err.message}`, { cause: err });
   }
   return err;
