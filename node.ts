@@ -58,7 +58,8 @@ export interface NodeOptions {
 /** Starts a node; rejects with a clear error when a dependency is missing. */
 export async function startNode(config: Config, options: NodeOptions = {}): Promise<ImNode> {
   const nodeId = newId("n_");
-  const logger = options.logger ?? createLogger({ level: config.logLevel, fields: { node: nodeId } });
+  const logger = options.logger ??
+    createLogger({ level: config.logLevel, fields: { node: nodeId } });
   const metrics = new MetricsRegistry();
   const health: Health = { state: "starting" };
 
@@ -193,9 +194,21 @@ function registerNodeMetrics(
 ): void {
   metrics.gauge("im_connections", "Authenticated WebSocket connections", () => registry.size);
   metrics.gauge("im_actors_active", "Active actors on this node", () => host.stats().active);
-  metrics.gauge("im_actor_activations_total", "Activations since start", () => host.stats().activations);
-  metrics.gauge("im_actor_passivations_total", "Passivations since start", () => host.stats().passivations);
-  metrics.gauge("im_mailbox_depth", "Messages waiting in mailboxes", () => host.stats().mailboxDepth);
+  metrics.gauge(
+    "im_actor_activations_total",
+    "Activations since start",
+    () => host.stats().activations,
+  );
+  metrics.gauge(
+    "im_actor_passivations_total",
+    "Passivations since start",
+    () => host.stats().passivations,
+  );
+  metrics.gauge(
+    "im_mailbox_depth",
+    "Messages waiting in mailboxes",
+    () => host.stats().mailboxDepth,
+  );
   metrics.gauge("im_memory_rss_bytes", "Resident memory", () => Deno.memoryUsage().rss);
   metrics.gauge("im_memory_heap_used_bytes", "V8 heap used", () => Deno.memoryUsage().heapUsed);
 }

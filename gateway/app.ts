@@ -97,12 +97,13 @@ export function createApp(deps: AppDeps): Hono {
         },
       }, 400);
     }
+    // Read before the upgrade: Deno closes the request's info once the socket takes over.
+    const remote = (c.env as { remoteAddr?: Deno.NetAddr } | undefined)?.remoteAddr?.hostname ?? "";
     const { socket, response } = Deno.upgradeWebSocket(req, {
       protocol,
       idleTimeout: deps.idleTimeoutSec,
     });
-    const info = (c.env as { remoteAddr?: Deno.NetAddr } | undefined)?.remoteAddr;
-    const session = new Session(socket, protocol, deps.session, info?.hostname ?? "");
+    const session = new Session(socket, protocol, deps.session, remote);
     deps.sessions.add(session);
     socket.addEventListener("close", () => deps.sessions.delete(session));
     return response;

@@ -59,7 +59,12 @@ for (const proto of PROTOS) {
       assert.equal(ma.seq, 1);
 
       // The reply goes the other way in the same conversation, next cseq.
-      const ok2 = await cb.request({ op: "send", to: { user: a.userId }, cmid: "r1", body: { type: "text", text: "hi" } });
+      const ok2 = await cb.request({
+        op: "send",
+        to: { user: a.userId },
+        cmid: "r1",
+        body: { type: "text", text: "hi" },
+      });
       assert.equal(ok2.conv, conv);
       assert.equal(ok2.cseq, 2);
       await ca.waitForMsgs(2);
@@ -78,13 +83,22 @@ for (const proto of PROTOS) {
       const [ca, cb, cc] = await Promise.all(
         [a, b, c].map((u) => TestClient.connect(node.url, u.accessToken, proto)),
       );
-      const created = await ca.request({ op: "group.create", name: "trio", members: [b.userId, c.userId, b.userId] });
+      const created = await ca.request({
+        op: "group.create",
+        name: "trio",
+        members: [b.userId, c.userId, b.userId],
+      });
       assert.equal(created.op, "ok", JSON.stringify(created));
       const groupId = created.groupId as string;
       assert.equal(created.conv, `g:${groupId}`);
       for (let i = 0; i < 5; i++) {
         const sender = [ca, cb, cc][i % 3];
-        const ok = await sender.request({ op: "send", to: { group: groupId }, cmid: `g${i}`, body: { type: "text", text: `m${i}` } });
+        const ok = await sender.request({
+          op: "send",
+          to: { group: groupId },
+          cmid: `g${i}`,
+          body: { type: "text", text: `m${i}` },
+        });
         assert.equal(ok.op, "ok", JSON.stringify(ok));
         assert.equal(ok.cseq, i + 1);
       }
@@ -116,7 +130,12 @@ for (const proto of PROTOS) {
       const a2 = await TestClient.connect(node.url, a.accessToken, proto, "laptop");
       const b1 = await TestClient.connect(node.url, b.accessToken, proto, "phone");
       const b2 = await TestClient.connect(node.url, b.accessToken, proto, "tablet");
-      const ok = await a1.request({ op: "send", to: { user: b.userId }, cmid: "x", body: { type: "text", text: "multi" } });
+      const ok = await a1.request({
+        op: "send",
+        to: { user: b.userId },
+        cmid: "x",
+        body: { type: "text", text: "multi" },
+      });
       for (const c of [a1, a2, b1, b2]) {
         const [m] = await c.waitForMsgs(1);
         assert.equal(m.mid, ok.mid);
@@ -134,12 +153,22 @@ for (const proto of PROTOS) {
       const b = await signUp(node.url, uname("b"));
       const ca = await TestClient.connect(node.url, a.accessToken, proto);
       let cb = await TestClient.connect(node.url, b.accessToken, proto);
-      await ca.request({ op: "send", to: { user: b.userId }, cmid: "m0", body: { type: "text", text: "0" } });
+      await ca.request({
+        op: "send",
+        to: { user: b.userId },
+        cmid: "m0",
+        body: { type: "text", text: "0" },
+      });
       await cb.waitForMsgs(1);
       cb.send({ op: "ack", seq: 1 });
       await cb.close();
       for (let i = 1; i <= 7; i++) {
-        const ok = await ca.request({ op: "send", to: { user: b.userId }, cmid: `m${i}`, body: { type: "text", text: `${i}` } });
+        const ok = await ca.request({
+          op: "send",
+          to: { user: b.userId },
+          cmid: `m${i}`,
+          body: { type: "text", text: `${i}` },
+        });
         assert.equal(ok.op, "ok");
       }
       cb = await TestClient.connect(node.url, b.accessToken, proto);
@@ -169,7 +198,12 @@ for (const proto of PROTOS) {
       const a = await signUp(node.url, uname("a"));
       const b = await signUp(node.url, uname("b"));
       const ca = await TestClient.connect(node.url, a.accessToken, proto);
-      const frame = { op: "send", to: { user: b.userId }, cmid: "same", body: { type: "text", text: "once" } };
+      const frame = {
+        op: "send",
+        to: { user: b.userId },
+        cmid: "same",
+        body: { type: "text", text: "once" },
+      };
       // concurrently in one message, then again later from another device
       const id1 = ca.nextId(), id2 = ca.nextId();
       const p1 = ca.waitFor((f) => f.re === id1);
@@ -200,16 +234,36 @@ for (const proto of PROTOS) {
       const ca = await TestClient.connect(node.url, a.accessToken, proto);
       const cc = await TestClient.connect(node.url, c.accessToken, proto);
       const g = await ca.request({ op: "group.create", name: "ab", members: [b.userId] });
-      const notMember = await cc.request({ op: "send", to: { group: g.groupId }, cmid: "x", body: { type: "text", text: "intrude" } });
+      const notMember = await cc.request({
+        op: "send",
+        to: { group: g.groupId },
+        cmid: "x",
+        body: { type: "text", text: "intrude" },
+      });
       assert.equal(notMember.code, "not_member");
       assert.equal((await cc.request({ op: "history", conv: g.conv })).code, "not_member");
-      const dm = await ca.request({ op: "send", to: { user: b.userId }, cmid: "d", body: { type: "text", text: "private" } });
+      const dm = await ca.request({
+        op: "send",
+        to: { user: b.userId },
+        cmid: "d",
+        body: { type: "text", text: "private" },
+      });
       assert.equal((await cc.request({ op: "history", conv: dm.conv })).code, "not_member");
       assert.equal((await cc.request({ op: "history", conv: "d:nobody:zz" })).code, "not_member");
       assert.equal((await cc.request({ op: "history", conv: "garbage" })).code, "not_member");
-      const unknownUser = await ca.request({ op: "send", to: { user: "u_doesnotexist" }, cmid: "y", body: { type: "text", text: "?" } });
+      const unknownUser = await ca.request({
+        op: "send",
+        to: { user: "u_doesnotexist" },
+        cmid: "y",
+        body: { type: "text", text: "?" },
+      });
       assert.equal(unknownUser.code, "not_found");
-      const unknownGroup = await ca.request({ op: "send", to: { group: "g_doesnotexist" }, cmid: "z", body: { type: "text", text: "?" } });
+      const unknownGroup = await ca.request({
+        op: "send",
+        to: { group: "g_doesnotexist" },
+        cmid: "z",
+        body: { type: "text", text: "?" },
+      });
       assert.equal(unknownGroup.code, "not_found");
       const badMember = await ca.request({ op: "group.create", name: "x", members: ["u_nobody"] });
       assert.equal(badMember.code, "not_found");
@@ -226,9 +280,18 @@ for (const proto of PROTOS) {
     try {
       const a = await signUp(node.url, uname("a"));
       const ca = await TestClient.connect(node.url, a.accessToken, proto);
-      const missingTo = await ca.request({ op: "send", cmid: "x", body: { type: "text", text: "t" } });
+      const missingTo = await ca.request({
+        op: "send",
+        cmid: "x",
+        body: { type: "text", text: "t" },
+      });
       assert.equal(missingTo.code, "bad_request");
-      const wrongType = await ca.request({ op: "send", to: { user: 5 }, cmid: "x", body: { type: "text", text: "t" } });
+      const wrongType = await ca.request({
+        op: "send",
+        to: { user: 5 },
+        cmid: "x",
+        body: { type: "text", text: "t" },
+      });
       assert.equal(wrongType.code, "bad_request");
       const unknown = await ca.request({ op: "teleport" });
       assert.equal(unknown.code, "bad_request");
@@ -293,7 +356,13 @@ for (const proto of PROTOS) {
       const a = await signUp(node.url, uname("a"));
       const b = await signUp(node.url, uname("b"));
       const c = await TestClient.connect(node.url, a.accessToken, proto);
-      c.send({ op: "send", id: 9, to: { user: b.userId }, cmid: "big", body: { type: "text", text: "x".repeat(4096) } });
+      c.send({
+        op: "send",
+        id: 9,
+        to: { user: b.userId },
+        cmid: "big",
+        body: { type: "text", text: "x".repeat(4096) },
+      });
       assert.equal(await c.closed, 1009);
       assert.equal(c.frames.filter((f) => f.re === 9).length, 0);
       const c2 = await TestClient.connect(node.url, b.accessToken, proto);
@@ -351,7 +420,9 @@ Deno.test("a full mailbox is refused with an error the client sees", async () =>
       body: { type: "text", text: "x" },
     }));
     c.send(...frames);
-    const answers = await Promise.all(frames.map((f) => c.waitFor((x) => x.re === f.id, 10000, true)));
+    const answers = await Promise.all(
+      frames.map((f) => c.waitFor((x) => x.re === f.id, 10000, true)),
+    );
     const codes = answers.map((x) => x.op === "ok" ? "ok" : x.code);
     assert.ok(codes.includes("overloaded"), `expected some overloaded, got ${codes.join(",")}`);
     assert.ok(codes.includes("ok"));

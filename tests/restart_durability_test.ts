@@ -18,10 +18,20 @@ Deno.test("a restarted embedded node keeps accounts, groups, history and inboxes
     const g = await ca.request({ op: "group.create", name: "keep", members: [b.userId] });
     groupId = g.groupId as string;
     for (let i = 0; i < 3; i++) {
-      const ok = await ca.request({ op: "send", to: { user: b.userId }, cmid: `d${i}`, body: { type: "text", text: `d${i}` } });
+      const ok = await ca.request({
+        op: "send",
+        to: { user: b.userId },
+        cmid: `d${i}`,
+        body: { type: "text", text: `d${i}` },
+      });
       conv = ok.conv as string;
     }
-    await ca.request({ op: "send", to: { group: groupId }, cmid: "g0", body: { type: "text", text: "g0" } });
+    await ca.request({
+      op: "send",
+      to: { group: groupId },
+      cmid: "g0",
+      body: { type: "text", text: "g0" },
+    });
     await ca.close();
   }
   await first.stop(true);
@@ -46,16 +56,31 @@ Deno.test("a restarted embedded node keeps accounts, groups, history and inboxes
     assert.deepEqual(cb.msgs().map((m) => m.seq), [1, 2, 3, 4]);
     assert.deepEqual(cb.msgs().map((m) => (m.body as F).text), ["d0", "d1", "d2", "g0"]);
     const ca = await TestClient.connect(second.url, again.accessToken);
-    const next = await ca.request({ op: "send", to: { user: b.userId }, cmid: "d3", body: { type: "text", text: "d3" } });
+    const next = await ca.request({
+      op: "send",
+      to: { user: b.userId },
+      cmid: "d3",
+      body: { type: "text", text: "d3" },
+    });
     assert.equal(next.conv, conv!);
     assert.equal(next.cseq, 4, "conversation sequence continues");
-    const gNext = await cb.request({ op: "send", to: { group: groupId }, cmid: "g1", body: { type: "text", text: "g1" } });
+    const gNext = await cb.request({
+      op: "send",
+      to: { group: groupId },
+      cmid: "g1",
+      body: { type: "text", text: "g1" },
+    });
     assert.equal(gNext.op, "ok", "the group and its members survived");
     assert.equal(gNext.cseq, 2);
     const [m5] = (await cb.waitForMsgs(6)).slice(4);
     assert.equal(m5.seq, 5, "inbox sequence continues");
     // a cmid used before the restart is still de-duplicated
-    const dup = await ca.request({ op: "send", to: { user: b.userId }, cmid: "d0", body: { type: "text", text: "again" } });
+    const dup = await ca.request({
+      op: "send",
+      to: { user: b.userId },
+      cmid: "d0",
+      body: { type: "text", text: "again" },
+    });
     assert.equal(dup.cseq, 1);
     const h = await ca.request({ op: "history", conv: conv!, limit: 10 });
     assert.deepEqual((h.messages as F[]).map((m) => m.cseq), [4, 3, 2, 1]);
