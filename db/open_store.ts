@@ -1,24 +1,56 @@
 /**
  * Chooses and opens the store of a node: Postgres when a database URL is configured, else the
- * embedded SQLite store under the data directory. Migrations are applied before it returns.
+ * embedded SQLite store at `${dataDir}/im.sqlite3` (directory created when missing). Pending
+ * migrations are applied before it resolves, so the store is ready for use.
  *
  * @module
  */
+import { join } from "node:path";
+import { ImError, UnavailableError } from "../actors/errors.ts";
 import type { Store } from "./store.ts";
 import { openPostgresStore } from "./store_postgres.ts";
 import { openSqliteStore } from "./store_sqlite.ts";
 
-/** Opens and migrates the configured store; rejects with a clear error when it cannot. */
-export async function openStore(config: { databaseUrl?: string; dataDir: string }): Promise<Store> {
-  const store = config.databaseUrl
-    ? openPostgresStore(config.databaseUrl)
-    : openSqliteStore(`${config.dataDir}/im.sqlite3`);
+/** Where a node keeps its data. */
+export interface StoreConfig {
+  /** Postgres URL; when set, the node uses Postgres (required for a cluster). */
+  databaseUrl?: string;
+  /** Directory of the embedded SQLite file, used when `databaseUrl` is not set. */
+  dataDir: string;
+}
+
+/**
+ * Opens and migrates the configured store. Rejects (after releasing what it opened) when the
+ * store cannot be opened or migrated: an ImError keeps its code (an UnavailableError its class)
+ * with a message naming the store; the URL is never included, as it may hold a password.
+ */
+export async function openStore(config: StoreConfig): Promise<Store> {
+  const path = join(config.dataDir, "im.sqlite3");
+  const where = config.databaseUrl ? "Postgres" : `SQLite at ${path}`;
+  let store: Store;
+  try {
+    store = config.databaseUrl ? openPostgresStore(config.databaseUrl) : openSqliteStore(path);
+  } catch (err) {
+    throw describe(err, where);
+  }
   try {
     await store.migrate();
   } catch (err) {
-    await store.close().catch(() => {});
-    const where = config.databaseUrl ? "Postgres" : `SQLite at ${config.dataDir}/im.sqlite3`;
-    throw new Error(`Store (${where}) cannot be opened: ${(err as Error).message}`, { cause: err });
+    try {
+      await store.close();
+    } catch (closeErr) {
+      throw new AggregateError([err, closeErr], `Store (${where}) cannot be opened`);
+    }
+    throw describe(err, where);
   }
   return store;
+}
+
+function describe(err: unknown, where: string): Error {
+  const message = `Store (${where}) cannot be opened: ${
+    err instanceof Error ? err.message : String(err)
+  }`;
+  if (err instanceof UnavailableError) return new UnavailableError(message, { cause: err });
+  if (err instanceof ImError) return new ImError(err.code, message, { cause: err });
+  return new Error(message, { cause: err });
 }

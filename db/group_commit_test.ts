@@ -1,0 +1,227 @@
+import assert from "node:assert/strict";
+import { UnavailableError } from "../actors/errors.ts";
+import { GroupCommit } from "./group_commit.ts";
+import { openSqliteStore } from "./store_sqlite.ts";
+import type { AppendRequest, AppendResult, Store } from "./store.ts";
+
+function request(n: number, conv = "g:g_1"): AppendRequest {
+  return {
+    actorId: `group/${conv.slice(2)}`,
+    epoch: 1,
+    mid: `m_${conv}_${n}`,
+    conv,
+    from: "u_1",
+    to: { group: conv.slice(2) },
+    cmid: `c_${conv}_${n}`,
+    ts: n,
+    body: { type: "text", text: `${n}` },
+    recipients: ["u_1", "u_2"],
+  };
+}
+
+/**
+ * A store double whose append calls stay open until the test settles them, recording every
+ * batch: it makes the flush timing observable. (The real stores are tested in the contract.)
+ */
+class ControlledStore implements Pick<Store, "append"> {
+  readonly batches: AppendRequest[][] = [];
+  readonly #calls: {
+    batch: AppendRequest[];
+    resolve: (r: AppendResult[]) => void;
+    reject: (e: unknown) => void;
+  }[] = [];
+
+  append(batch: AppendRequest[]): Promise<AppendResult[]> {
+    this.batches.push(batch);
+    return new Promise((resolve, reject) => this.#calls.push({ batch, resolve, reject }));
+  }
+
+  get inFlight(): number {
+    return this.#calls.length;
+  }
+
+  /** Commits the oldest open call: every request stored with cseq = its ts. */
+  commitNext(): void {
+    const call = this.#calls.shift();
+    assert.ok(call, "no append call in flight");
+    call.resolve(call.batch.map((r) => ({
+      status: "stored",
+      message: { ...r, cseq: r.ts },
+      seqs: {},
+    })));
+  }
+
+  failNext(err: unknown): void {
+    const call = this.#calls.shift();
+    assert.ok(call, "no append call in flight");
+    call.reject(err);
+  }
+}
+
+/** Lets queued microtasks and promise callbacks run. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+}
+
+Deno.test("a lone append is flushed at once, without waiting for a timer", async () => {
+  const store = new ControlledStore();
+  const commits = new GroupCommit(store);
+  const pending = commits.append(request(1));
+  await settle();
+  assert.equal(store.batches.length, 1);
+  store.commitNext();
+  const result = await pending;
+  assert.equal(result.status === "stored" && result.message.mid, "m_g:g_1_1");
+  await commits.close();
+});
+
+Deno.test("appends made in one synchronous burst go into one batch", async () => {
+  const store = new ControlledStore();
+  const commits = new GroupCommit(store);
+  const pending = [1, 2, 3, 4].map((n) => commits.append(request(n)));
+  await settle();
+  assert.deepEqual(store.batches.map((b) => b.length), [4]);
+  store.commitNext();
+  const results = await Promise.all(pending);
+  assert.deepEqual(results.map((r) => r.status === "stored" && r.message.cseq), [1, 2, 3, 4]);
+  await commits.close();
+});
+
+Deno.test("appends made while a flush is in flight wait for it and go together in the next batch", async () => {
+  const store = new ControlledStore();
+  const commits = new GroupCommit(store);
+  const first = commits.append(request(1));
+  await settle();
+  const later: Promise<AppendResult>[] = [];
+  for (let n = 2; n <= 6; n++) {
+    later.push(commits.append(request(n)));
+    await settle();
+  }
+  assert.equal(store.inFlight, 1, "one flush at a time");
+  assert.equal(commits.pending, 5);
+  store.commitNext();
+  await first;
+  await settle();
+  assert.deepEqual(store.batches.map((b) => b.map((r) => r.ts)), [[1], [2, 3, 4, 5, 6]]);
+  store.commitNext();
+  const results = await Promise.all(later);
+  assert.deepEqual(results.map((r) => r.status === "stored" && r.message.ts), [2, 3, 4, 5, 6]);
+  await commits.close();
+});
+
+Deno.test("batches hold at most maxBatch requests and keep arrival order across batches", async () => {
+  const store = new ControlledStore();
+  const commits = new GroupCommit(store, { maxBatch: 4 });
+  const pending = Array.from({ length: 10 }, (_, i) => commits.append(request(i + 1)));
+  await settle();
+  store.commitNext();
+  await settle();
+  store.commitNext();
+  await settle();
+  store.commitNext();
+  const results = await Promise.all(pending);
+  assert.deepEqual(store.batches.map((b) => b.map((r) => r.ts)), [
+    [1, 2, 3, 4],
+    [5, 6, 7, 8],
+    [9, 10],
+  ]);
+  assert.deepEqual(results.map((r) => r.status === "stored" && r.message.ts), [
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+    10,
+  ]);
+  await commits.close();
+});
+
+Deno.test("a failed batch rejects every request in it with the store's error, and later batches still run", async () => {
+  const store = new ControlledStore();
+  const commits = new GroupCommit(store);
+  const failing = [1, 2, 3].map((n) => commits.append(request(n)));
+  await settle();
+  const next = commits.append(request(4));
+  const outage = new UnavailableError("Postgres unavailable: ECONNREFUSED");
+  store.failNext(outage);
+  const outcomes = await Promise.allSettled(failing);
+  for (const outcome of outcomes) {
+    assert.equal(outcome.status, "rejected");
+    assert.equal(outcome.reason, outage);
+  }
+  await settle();
+  store.commitNext();
+  assert.equal((await next).status, "stored");
+  await commits.close();
+});
+
+Deno.test("a store answering with the wrong number of results fails the whole batch", async () => {
+  const commits = new GroupCommit({ append: () => Promise.resolve([]) });
+  await assert.rejects(commits.append(request(1)), /0 results for a batch of 1/);
+  await commits.close();
+});
+
+Deno.test("close flushes every queued request, then appends reject with UnavailableError", async () => {
+  const store = new ControlledStore();
+  const commits = new GroupCommit(store, { maxBatch: 2 });
+  const pending = [1, 2, 3].map((n) => commits.append(request(n)));
+  const closing = commits.close();
+  await assert.rejects(commits.append(request(4)), UnavailableError);
+  let closed = false;
+  closing.then(() => closed = true);
+  await settle();
+  store.commitNext();
+  await settle();
+  assert.equal(closed, false, "close waits for the queued batch");
+  store.commitNext();
+  await closing;
+  assert.equal((await Promise.all(pending)).length, 3);
+  assert.deepEqual(store.batches.map((b) => b.length), [2, 1]);
+});
+
+Deno.test("maxBatch must be a positive integer", () => {
+  const store = new ControlledStore();
+  assert.throws(() => new GroupCommit(store, { maxBatch: 0 }), RangeError);
+  assert.throws(() => new GroupCommit(store, { maxBatch: 1.5 }), RangeError);
+});
+
+Deno.test("many concurrent appends through group commit on SQLite stay gapless in few transactions", async () => {
+  const store = openSqliteStore(":memory:");
+  await store.migrate();
+  let calls = 0;
+  const counting: Pick<Store, "append"> = {
+    append: (batch) => {
+      calls++;
+      return store.append(batch);
+    },
+  };
+  const commits = new GroupCommit(counting, { maxBatch: 64 });
+  try {
+    // Writers that each wait for their previous append, like actors, interleaved.
+    const writer = async (conv: string) => {
+      const cseqs: number[] = [];
+      for (let n = 1; n <= 25; n++) {
+        const result = await commits.append(request(n, conv));
+        assert.equal(result.status, "stored");
+        if (result.status === "stored") cseqs.push(result.message.cseq);
+      }
+      return cseqs;
+    };
+    const convs = Array.from({ length: 20 }, (_, i) => `g:g_${i}`);
+    const perConv = await Promise.all(convs.map(writer));
+    for (const cseqs of perConv) {
+      assert.deepEqual(cseqs, Array.from({ length: 25 }, (_, i) => i + 1));
+    }
+    assert.equal(await store.latestSeq("u_2"), 500);
+    const inbox = await store.readInbox("u_2", 0, 1000);
+    assert.deepEqual(inbox.map((e) => e.seq), Array.from({ length: 500 }, (_, i) => i + 1));
+    assert.ok(calls <= 50, `expected batching, got ${calls} store calls for 500 appends`);
+  } finally {
+    await commits.close();
+    await store.close();
+  }
+});
