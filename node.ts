@@ -148,6 +148,11 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
       logger.error("lost cluster membership: stopping actors (self-fencing)");
       host.dropAll("membership lost");
     });
+    if (config.mode === "cluster") {
+      // Other nodes learn of this one at their next view refresh; until then they would not
+      // send deliveries here, so clients are let in only once every view has caught up.
+      await new Promise((r) => setTimeout(r, config.heartbeatMs + 250));
+    }
     health.state = "ready";
     logger.info("node started", { url, mode: config.mode, store: store.kind });
 

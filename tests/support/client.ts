@@ -78,7 +78,12 @@ export class TestClient {
   }
 
   /** Opens and authenticates. */
-  static async connect(base: string, token: string, proto: Proto = "im.v1.msgpack", device?: string) {
+  static async connect(
+    base: string,
+    token: string,
+    proto: Proto = "im.v1.msgpack",
+    device?: string,
+  ) {
     const c = await TestClient.open(base, proto);
     const ok = await c.request({ op: "auth", token, ...(device ? { device } : {}) });
     if (ok.op !== "ok") throw new Error(`auth failed: ${JSON.stringify(ok)}`);
@@ -149,7 +154,9 @@ export class TestClient {
       };
       const t = setTimeout(() => {
         this.#waiters.splice(this.#waiters.indexOf(w), 1);
-        reject(new Error(`timed out waiting for a frame; got ${JSON.stringify(this.frames.slice(-5))}`));
+        reject(
+          new Error(`timed out waiting for a frame; got ${JSON.stringify(this.frames.slice(-5))}`),
+        );
       }, timeoutMs);
       this.#waiters.push(w);
     });
