@@ -21,6 +21,8 @@ import { createApp, type Health } from "./gateway/app.ts";
 import { ConnectionRegistry } from "./gateway/connections.ts";
 import { newId } from "./gateway/ids.ts";
 import { gatewayMetrics } from "./gateway/metrics.ts";
+import { OpRegistry } from "./gateway/op_registry.ts";
+import { registerAllOps } from "./gateway/ops_all.ts";
 import { TokenService } from "./gateway/tokens.ts";
 import { CloseCode, type Session } from "./gateway/ws_session.ts";
 import { createLogger, type Logger } from "./observability/log.ts";
@@ -111,6 +113,8 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
     transport.onDeliveries((ds) => registry.deliver(ds));
     await transport.serve((env) => host.receive(env));
 
+    const ops = new OpRegistry();
+    registerAllOps(ops);
     const sessions = new Set<Session>();
     const app = createApp({
       store,
@@ -125,6 +129,7 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
       sessions,
       session: {
         router,
+        ops,
         tokens,
         registry,
         settings: config,

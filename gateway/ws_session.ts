@@ -13,26 +13,13 @@
  *
  * @module
  */
-import { ImError, toImError } from "../actors/errors.ts";
-import {
-  conversationActor,
-  directActor,
-  groupActor,
-  userActor,
-} from "../actors/im/conversation_ids.ts";
+import { type ImError, toImError } from "../actors/errors.ts";
+import { userActor } from "../actors/im/conversation_ids.ts";
 import type { Logger } from "../observability/log.ts";
 import type { Connection, ConnectionRegistry } from "./connections.ts";
 import { decodeMessage, encodeFrames, messageByteLength, type Subprotocol } from "./frame_codec.ts";
-import {
-  type Frame,
-  parseAck,
-  parseAuth,
-  parseGroupCreate,
-  parseHistory,
-  parseSend,
-  parseSync,
-  positiveInt,
-} from "./ops.ts";
+import { type Frame, parseAck, parseAuth, positiveInt } from "./ops.ts";
+import type { OpContext, OpRegistry } from "./op_registry.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 
 /** Close codes of PROTOCOL-CORE.md. */
@@ -73,6 +60,8 @@ export interface SessionSettings {
 /** What every session of a node shares. */
 export interface SessionDeps {
   router: ActorCaller;
+  /** The op table (core ops and features). */
+  ops: OpRegistry;
   tokens: AccessVerifier;
   registry: ConnectionRegistry;
   settings: SessionSettings;
@@ -231,7 +220,9 @@ export class Session implements Connection {
 
   #handle(frame: Frame): void {
     const op = frame.op;
-    this.deps.metrics.framesIn.inc({ op: knownOp(op) });
+    this.deps.metrics.framesIn.inc({
+      op: op === "auth" || op === "ack" || this.deps.ops.has(op) ? op : "other",
+    });
     const rawId = frame.id;
     const id = rawId === undefined ? null : positiveInt(rawId);
 
@@ -265,52 +256,33 @@ export class Session implements Connection {
       }
       return;
     }
-    switch (op) {
-      case "auth":
-        this.#error(id, "bad_request", "Already authenticated");
-        return;
-      case "ping":
-        this.push({ op: "ok", re: id });
-        return;
-      case "send":
-        return this.#request(id, () => {
-          const req = parseSend(frame);
-          const target = "user" in req.to
-            ? directActor(this.#userId, req.to.user)
-            : groupActor(req.to.group);
-          return this.#ask(target, "send", { from: this.#userId, ...req });
-        });
-      case "sync":
-        return this.#request(id, async () => {
-          const req = parseSync(frame);
-          const res = await this.#ask(userActor(this.#userId), "sync", req) as {
-            frames: Record<string, unknown>[];
-            seq: number;
-            more: boolean;
-          };
-          for (const f of res.frames) this.push(f);
-          return { seq: res.seq, more: res.more };
-        });
-      case "history":
-        return this.#request(id, () => {
-          const req = parseHistory(frame);
-          const target = conversationActor(req.conv);
-          if (!target) throw new ImError("not_member", "Not a member of this conversation");
-          return this.#ask(target, "history", {
-            user: this.#userId,
-            before: req.before,
-            limit: req.limit,
-          });
-        });
-      case "group.create":
-        return this.#request(id, () => {
-          const req = parseGroupCreate(frame, this.deps.settings.groupMaxMembers);
-          const groupId = this.deps.newId("g_");
-          return this.#ask(groupActor(groupId), "create", { owner: this.#userId, ...req });
-        });
-      default:
-        this.#error(id, "bad_request", `Unknown op "${String(op).slice(0, 32)}"`);
+    if (op === "auth") {
+      this.#error(id, "bad_request", "Already authenticated");
+      return;
     }
+    const entry = this.deps.ops.get(op);
+    if (!entry) {
+      this.#error(id, "bad_request", `Unknown op "${String(op).slice(0, 32)}"`);
+      return;
+    }
+    this.#request(id, () => entry.handler(this.#context(), frame));
+  }
+
+  #ctx: OpContext | null = null;
+  /** The handler context of this connection (built once, after auth). */
+  #context(): OpContext {
+    if (this.#ctx) return this.#ctx;
+    this.#ctx = {
+      userId: this.#userId,
+      device: this.#device,
+      connId: this.id,
+      ask: (to, type, body) => this.#ask(to, type, body),
+      tell: (to, type, body) => this.deps.router.tell(to, type, body, { sender: this.id }),
+      push: (frame) => this.push(frame),
+      newId: (prefix) => this.deps.newId(prefix),
+      settings: this.deps.settings,
+    };
+    return this.#ctx;
   }
 
   #ask(to: string, type: string, body: unknown): Promise<unknown> {
@@ -413,13 +385,6 @@ export class Session implements Connection {
       () => this.#ask(userActor(this.#userId), "ack", { device: this.#device, seq }),
     );
   }
-}
-
-const KNOWN_OPS = new Set(["auth", "send", "ack", "sync", "history", "group.create", "ping"]);
-
-/** Bounded label values for metrics: unknown ops share one label. */
-function knownOp(op: string): string {
-  return KNOWN_OPS.has(op) ? op : "other";
 }
 
 /** Maps internal codes to what a client may see. */

@@ -1,0 +1,11 @@
+/**
+ * Every op module of the gateway, registered in one place (one line per module).
+ * @module
+ */
+import type { OpRegistry } from "./op_registry.ts";
+import { registerCoreOps } from "./ops_core.ts";
+
+/** Registers every op of the protocol on `ops`. */
+export function registerAllOps(ops: OpRegistry): void {
+  registerCoreOps(ops);
+}
