@@ -18,21 +18,25 @@ import type { ImServices } from "./services.ts";
 /** How often dirty ack cursors are written, ms. */
 export const ACK_FLUSH_MS = 500;
 
-/** State of a user actor. */
+/**
+ * State of a user actor. Feature modules add their own optional sub-state fields (e.g.
+ * `social`); everything except `devices` and `dirty` goes into the snapshot.
+ */
 export interface UserState {
-  /** Ack cursor per device. */
+  /** Ack cursor per device (stored in the acks table, not the snapshot). */
   devices: Record<string, number>;
   /** Devices whose cursor moved since the last flush. */
   dirty: string[];
+  [feature: string]: unknown;
 }
 
 /** The behaviour of users. */
 export const userBehavior = defineBehavior<UserState, ImServices>({
   kind: "user",
   initialState: () => ({ devices: {}, dirty: [] }),
-  // Cursors are stored in their own table (saveAck); the snapshot holds nothing else.
-  encode: () => null,
-  decode: () => ({ devices: {}, dirty: [] }),
+  // Cursors are stored in their own table (saveAck); the snapshot holds the feature sub-states.
+  encode: ({ devices: _d, dirty: _x, ...features }) => features,
+  decode: (raw) => ({ ...(raw as Record<string, unknown> ?? {}), devices: {}, dirty: [] }),
   async onActivate(ctx) {
     for (const c of await ctx.services.store.loadAcks(ctx.key)) ctx.state.devices[c.device] = c.seq;
   },
