@@ -155,9 +155,11 @@ const SCHEMA_V1 = `
   --
   -- Locks: every counter row the batch may touch is locked up front, table by table
   -- (actor_epochs, conversations, user_inbox_seq) and within a table in byte order of the key,
-  -- so concurrent batches from different nodes queue instead of deadlocking. After the locks,
-  -- one set-based statement decides fencing and duplicates, numbers the new messages and inbox
-  -- entries with window functions, and writes everything.
+  -- so concurrent batches from different nodes queue instead of deadlocking. The locking reads
+  -- also fetch the counters, so the one set-based statement that follows decides fencing and
+  -- duplicates, numbers messages and inbox entries with window functions, and writes everything
+  -- while touching the large tables only through their unique indexes (lookups, inserts and
+  -- ON CONFLICT upserts): its plan cannot degrade into scans as the tables grow.
   --
   -- A (from, cmid) inserted concurrently by a batch that locked a different conversation is
   -- detected by ON CONFLICT and raised as serialization_failure: the whole transaction rolls
@@ -169,37 +171,48 @@ const SCHEMA_V1 = `
   CREATE FUNCTION im_append(p_batch json) RETURNS json
   LANGUAGE plpgsql AS $fn$
   DECLARE
-    v_actors text[];
-    v_convs text[];
-    v_users text[];
+    v_keys text[];
+    v_actor_ids text[];
+    v_actor_epochs bigint[];
+    v_conv_ids text[];
+    v_conv_cseqs bigint[];
+    v_user_ids text[];
+    v_user_seqs bigint[];
     v_results json;
     v_expected bigint;
     v_inserted bigint;
   BEGIN
-    v_actors := ARRAY(
+    v_keys := ARRAY(
       SELECT DISTINCT r."actorId" COLLATE "C" AS k
       FROM json_to_recordset(p_batch) AS r("actorId" text)
       ORDER BY k);
-    v_convs := ARRAY(
+    INSERT INTO actor_epochs (actor_id, epoch)
+      SELECT k, 0 FROM unnest(v_keys) k ORDER BY k ON CONFLICT DO NOTHING;
+    SELECT array_agg(x.actor_id), array_agg(x.epoch) INTO v_actor_ids, v_actor_epochs
+    FROM (SELECT actor_id, epoch FROM actor_epochs WHERE actor_id = ANY (v_keys)
+          ORDER BY actor_id FOR UPDATE) x;
+
+    v_keys := ARRAY(
       SELECT DISTINCT r.conv COLLATE "C" AS k
       FROM json_to_recordset(p_batch) AS r(conv text)
       ORDER BY k);
-    v_users := ARRAY(
+    INSERT INTO conversations (conv, last_cseq)
+      SELECT k, 0 FROM unnest(v_keys) k ORDER BY k ON CONFLICT DO NOTHING;
+    SELECT array_agg(x.conv), array_agg(x.last_cseq) INTO v_conv_ids, v_conv_cseqs
+    FROM (SELECT conv, last_cseq FROM conversations WHERE conv = ANY (v_keys)
+          ORDER BY conv FOR UPDATE) x;
+
+    v_keys := ARRAY(
       SELECT DISTINCT u COLLATE "C" AS k
       FROM json_to_recordset(p_batch) AS r(recipients text[]), unnest(r.recipients) u
       ORDER BY k);
-
-    INSERT INTO actor_epochs (actor_id, epoch)
-      SELECT k, 0 FROM unnest(v_actors) k ORDER BY k ON CONFLICT DO NOTHING;
-    PERFORM 1 FROM actor_epochs WHERE actor_id = ANY (v_actors) ORDER BY actor_id FOR UPDATE;
-    INSERT INTO conversations (conv, last_cseq)
-      SELECT k, 0 FROM unnest(v_convs) k ORDER BY k ON CONFLICT DO NOTHING;
-    PERFORM 1 FROM conversations WHERE conv = ANY (v_convs) ORDER BY conv FOR UPDATE;
     INSERT INTO user_inbox_seq (user_id, last_seq)
-      SELECT k, 0 FROM unnest(v_users) k ORDER BY k ON CONFLICT DO NOTHING;
-    PERFORM 1 FROM user_inbox_seq WHERE user_id = ANY (v_users) ORDER BY user_id FOR UPDATE;
+      SELECT k, 0 FROM unnest(v_keys) k ORDER BY k ON CONFLICT DO NOTHING;
+    SELECT array_agg(x.user_id), array_agg(x.last_seq) INTO v_user_ids, v_user_seqs
+    FROM (SELECT user_id, last_seq FROM user_inbox_seq WHERE user_id = ANY (v_keys)
+          ORDER BY user_id FOR UPDATE) x;
 
-    WITH req AS (
+    WITH req AS MATERIALIZED (
       SELECT r.idx, r."actorId" AS actor_id, r.epoch, r.mid, r.conv, r."from" AS sender,
              r.cmid, r."toKind" AS to_kind, r."toId" AS to_id, r.ts,
              r."bodyText"::json AS body, r.recipients
@@ -209,36 +222,43 @@ const SCHEMA_V1 = `
     ),
     -- The epoch each request meets: the stored one, raised by the earlier requests of the
     -- same actor in this batch (a fenced one never raises it, being below the running max).
-    checked AS (
+    checked AS MATERIALIZED (
       SELECT q.*,
              GREATEST(e.epoch, COALESCE(max(q.epoch) OVER (
                PARTITION BY q.actor_id ORDER BY q.idx
                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)) AS met_epoch
-      FROM req q JOIN actor_epochs e ON e.actor_id = q.actor_id
+      FROM req q
+      JOIN unnest(v_actor_ids, v_actor_epochs) AS e(actor_id, epoch) ON e.actor_id = q.actor_id
     ),
-    accepted AS (
+    accepted AS MATERIALIZED (
       SELECT * FROM checked WHERE epoch >= met_epoch
     ),
-    prior AS (
-      SELECT a.idx, json_build_object(
-               'mid', m.mid, 'conv', m.conv, 'cseq', m.cseq, 'from', m.sender,
-               'to', json_build_object(m.to_kind, m.to_id), 'ts', m.ts, 'body', m.body,
-               'cmid', m.cmid) AS message
-      FROM accepted a JOIN messages m ON m.sender = a.sender AND m.cmid = a.cmid
+    -- One index lookup per request (LATERAL): (from, cmid) stored by an earlier batch.
+    prior AS MATERIALIZED (
+      SELECT a.idx, m.message
+      FROM accepted a
+      CROSS JOIN LATERAL (
+        SELECT json_build_object(
+                 'mid', m.mid, 'conv', m.conv, 'cseq', m.cseq, 'from', m.sender,
+                 'to', json_build_object(m.to_kind, m.to_id), 'ts', m.ts, 'body', m.body,
+                 'cmid', m.cmid) AS message
+        FROM messages m WHERE m.sender = a.sender AND m.cmid = a.cmid
+      ) m
     ),
     -- Accepted and not stored before; within the batch the first (from, cmid) wins.
-    fresh AS (
+    fresh AS MATERIALIZED (
       SELECT a.*, first_value(a.idx) OVER (PARTITION BY a.sender, a.cmid ORDER BY a.idx)
                AS first_idx
       FROM accepted a
       WHERE NOT EXISTS (SELECT 1 FROM prior p WHERE p.idx = a.idx)
     ),
-    news AS (
+    news AS MATERIALIZED (
       SELECT f.*, c.last_cseq + row_number() OVER (PARTITION BY f.conv ORDER BY f.idx) AS cseq
-      FROM fresh f JOIN conversations c ON c.conv = f.conv
+      FROM fresh f
+      JOIN unnest(v_conv_ids, v_conv_cseqs) AS c(conv, last_cseq) ON c.conv = f.conv
       WHERE f.idx = f.first_idx
     ),
-    new_messages AS (
+    new_messages AS MATERIALIZED (
       SELECT n.idx, json_build_object(
                'mid', n.mid, 'conv', n.conv, 'cseq', n.cseq, 'from', n.sender,
                'to', json_build_object(n.to_kind, n.to_id), 'ts', n.ts, 'body', n.body,
@@ -251,36 +271,39 @@ const SCHEMA_V1 = `
       ON CONFLICT (sender, cmid) DO NOTHING
       RETURNING 1
     ),
-    recipients AS (
+    recipients AS MATERIALIZED (
       SELECT n.idx, n.mid, u.user_id
       FROM news n CROSS JOIN LATERAL unnest(n.recipients) AS u(user_id)
     ),
-    seqs AS (
+    seqs AS MATERIALIZED (
       SELECT r.idx, r.mid, r.user_id,
              s.last_seq + row_number() OVER (PARTITION BY r.user_id ORDER BY r.idx) AS seq
-      FROM recipients r JOIN user_inbox_seq s ON s.user_id = r.user_id
+      FROM recipients r
+      JOIN unnest(v_user_ids, v_user_seqs) AS s(user_id, last_seq) ON s.user_id = r.user_id
     ),
     ins_inbox AS (
       INSERT INTO inbox (user_id, seq, mid)
       SELECT user_id, seq, mid FROM seqs ORDER BY user_id, seq
     ),
-    seq_maps AS (
+    seq_maps AS MATERIALIZED (
       SELECT idx, json_object_agg(user_id, seq) AS seqs FROM seqs GROUP BY idx
     ),
+    -- Counter write-backs as upserts of rows known to exist: the arbiter index finds each.
     upd_convs AS (
-      UPDATE conversations c SET last_cseq = x.top
-      FROM (SELECT conv, max(cseq) AS top FROM news GROUP BY conv) x
-      WHERE c.conv = x.conv
+      INSERT INTO conversations AS c (conv, last_cseq)
+      SELECT conv, max(cseq) FROM news GROUP BY conv
+      ON CONFLICT (conv) DO UPDATE SET last_cseq = excluded.last_cseq
     ),
     upd_users AS (
-      UPDATE user_inbox_seq s SET last_seq = x.top
-      FROM (SELECT user_id, max(seq) AS top FROM seqs GROUP BY user_id) x
-      WHERE s.user_id = x.user_id
+      INSERT INTO user_inbox_seq AS s (user_id, last_seq)
+      SELECT user_id, max(seq) FROM seqs GROUP BY user_id
+      ON CONFLICT (user_id) DO UPDATE SET last_seq = excluded.last_seq
     ),
     upd_epochs AS (
-      UPDATE actor_epochs e SET epoch = x.top
-      FROM (SELECT actor_id, max(epoch) AS top FROM accepted GROUP BY actor_id) x
-      WHERE e.actor_id = x.actor_id AND e.epoch < x.top
+      INSERT INTO actor_epochs AS e (actor_id, epoch)
+      SELECT actor_id, max(epoch) FROM accepted GROUP BY actor_id
+      ON CONFLICT (actor_id) DO UPDATE SET epoch = excluded.epoch
+      WHERE e.epoch < excluded.epoch
     ),
     results AS (
       SELECT c.idx, CASE
