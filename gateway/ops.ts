@@ -77,6 +77,11 @@ export function parseSend(
     throw new BadRequestError(`"to" must be {"user": id} or {"group": id}`);
   }
   const cmid = str(frame, "cmid", 1, 64);
+  // Control characters (NUL above all) cannot be stored in every backend's text columns.
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(cmid)) {
+    throw new BadRequestError(`"cmid" must not contain control characters`);
+  }
   const body = frame.body;
   if (!body || typeof body !== "object" || Array.isArray(body)) {
     throw new BadRequestError(`"body" must be a map`);
