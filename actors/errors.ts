@@ -18,6 +18,8 @@ export type ErrorCode =
   | "not_member"
   | "not_found"
   | "forbidden"
+  | "muted"
+  | "group_full"
   | "rate_limited"
   | "overloaded"
   | "timeout"
