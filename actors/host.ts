@@ -66,6 +66,8 @@ export interface ActorSend {
 
 /** What the host logs through (console fits). Never given message bodies. */
 export interface HostLogger {
+  /** Optional: activation records (one line per successful activation) go here. */
+  debug?(message: string, fields?: Record<string, unknown>): void;
   info(message: string, fields?: Record<string, unknown>): void;
   warn(message: string, fields?: Record<string, unknown>): void;
   error(message: string, fields?: Record<string, unknown>): void;
@@ -497,6 +499,8 @@ export class ActorHost<Svc> {
     rec.lastActivity = at;
     this.#activations++;
     this.#log.push({ actorId: id, epoch: rec.epoch, node: this.#nodeId, at });
+    // The activation record operators (and the cluster tests) count: one line per activation.
+    this.#logger.debug?.("actor activated", { actorId: id, epoch: rec.epoch, node: this.#nodeId });
     if (this.#log.length > this.#logSize) this.#log = this.#log.slice(-this.#logSize);
     rec.mailbox.start();
     if (rec.stopRequested) void this.#passivate(rec, false);

@@ -63,6 +63,15 @@ export async function startCluster(
       return node;
     },
     async stop() {
+      if (Deno.env.get("CLUSTER_TEST_LOGS")) {
+        for (const node of nodes) {
+          console.error(
+            `---- ${node.url}\n${
+              node.log.split("\n").filter((l) => !l.includes('"debug"')).join("\n")
+            }`,
+          );
+        }
+      }
       await Promise.all(nodes.map((node) => node.stop(5_000)));
       await sql.end({ timeout: 5 });
       await Promise.all([redis.stop(), nats.stop()]);
