@@ -346,4 +346,23 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     description: "accounts, refresh tokens, fencing, snapshots, messages, inboxes, acks, im_append",
     sql: SCHEMA_V1,
   },
+  {
+    version: 5,
+    description: "administration: account roles and the audit log",
+    sql: `
+      CREATE TABLE user_roles (
+        user_id text COLLATE "C" PRIMARY KEY REFERENCES users (user_id) ON DELETE CASCADE,
+        role text NOT NULL
+      );
+
+      CREATE TABLE audit_log (
+        id bigserial PRIMARY KEY,
+        ts bigint NOT NULL,
+        admin_id text NOT NULL,
+        action text NOT NULL,
+        target text NOT NULL,
+        details jsonb NOT NULL
+      );
+    `,
+  },
 ];

@@ -93,4 +93,23 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
       ) STRICT, WITHOUT ROWID;
     `,
   },
+  {
+    version: 5,
+    description: "administration: account roles and the audit log",
+    sql: `
+      CREATE TABLE user_roles (
+        user_id TEXT PRIMARY KEY REFERENCES users (user_id) ON DELETE CASCADE,
+        role TEXT NOT NULL
+      ) STRICT, WITHOUT ROWID;
+
+      CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts INTEGER NOT NULL,
+        admin_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        details TEXT NOT NULL
+      ) STRICT;
+    `,
+  },
 ];

@@ -120,6 +120,29 @@ export interface Snapshot {
   data: Uint8Array;
 }
 
+/** A role an account may hold (the admin console and `/v1/admin/...` need `admin`). */
+export type UserRole = "admin";
+
+/** An audit log entry as an admin action writes it. */
+export interface AuditEntryInput {
+  /** Milliseconds since the epoch. */
+  ts: number;
+  /** The admin's user id. */
+  adminId: string;
+  /** What was done, e.g. `user.logout`, `config.update`. */
+  action: string;
+  /** What it was done to (a user id, group id, `cluster`), or "" when nothing in particular. */
+  target: string;
+  /** Parameters of the action (JSON-compatible; never a token, password or message text). */
+  details: Record<string, unknown>;
+}
+
+/** A stored audit log entry. */
+export interface AuditEntry extends AuditEntryInput {
+  /** Ascending in insertion order, unique. */
+  id: number;
+}
+
 /** The storage port. See the module doc for the guarantees. */
 export interface Store {
   /** Applies pending versioned migrations (idempotent, safe to call from several nodes). */
@@ -185,4 +208,27 @@ export interface Store {
     seq: number,
   ): Promise<void>;
   loadAcks(userId: string): Promise<AckCursor[]>;
+
+  // ---- administration ----
+  /** The role of an account, or null for an ordinary user. */
+  getUserRole(userId: string): Promise<UserRole | null>;
+  /** Grants `role` to an existing account (replacing its role) or, with null, removes it. */
+  setUserRole(userId: string, role: UserRole | null): Promise<void>;
+  /** Revokes every refresh token of an account (forced logout); resolves how many were live. */
+  revokeUserRefreshTokens(userId: string): Promise<number>;
+  /**
+   * Deletes an account: its row (so the username is free again), refresh tokens, role, ack
+   * cursors and inbox entries. Messages it sent stay in their conversations. Resolves false when
+   * there was no such account.
+   */
+  deleteUser(userId: string): Promise<boolean>;
+  /** Appends an audit log entry (committed when the promise resolves); resolves its id. */
+  appendAudit(entry: AuditEntryInput): Promise<number>;
+  /** Audit entries with `id < before` (all when null), newest first, at most `limit`. */
+  listAudit(before: number | null, limit: number): Promise<AuditEntry[]>;
+  /**
+   * Ids of the actors of `kind` that have a snapshot (`kind/key`), ascending, those after
+   * `after` (paging; null from the start), at most `limit`.
+   */
+  listSnapshotActors(kind: string, after: string | null, limit: number): Promise<string[]>;
 }

@@ -13,6 +13,7 @@ import { FencedError, ImError, UnavailableError } from "../actors/errors.ts";
 import type {
   AppendRequest,
   AppendResult,
+  AuditEntry,
   RefreshTokenRecord,
   Store,
   StoredMessage,
@@ -819,6 +820,115 @@ const STEPS: [string, Step][] = [
       await store.close();
       await assert.rejects(store.getUser(`${p}x`), UnavailableError);
       await assert.rejects(store.append([direct(p, "a", "b", "c1")]), UnavailableError);
+    },
+  ],
+  // ---- administration ----
+  [
+    "setUserRole grants and removes a role that getUserRole reports",
+    async ({ store }, p) => {
+      const alice = user(p, "alice");
+      await store.createUser(alice);
+      assert.equal(await store.getUserRole(alice.userId), null);
+      await store.setUserRole(alice.userId, "admin");
+      await store.setUserRole(alice.userId, "admin");
+      assert.equal(await store.getUserRole(alice.userId), "admin");
+      await store.setUserRole(alice.userId, null);
+      assert.equal(await store.getUserRole(alice.userId), null);
+    },
+  ],
+  [
+    "revokeUserRefreshTokens revokes every live token of that user and no one else's",
+    async ({ store }, p) => {
+      const [alice, bob] = [user(p, "alice"), user(p, "bob")];
+      await store.createUser(alice);
+      await store.createUser(bob);
+      await store.saveRefreshToken(token(p, "a1", alice.userId, { familyId: `${p}fa` }));
+      await store.saveRefreshToken(token(p, "a2", alice.userId, { familyId: `${p}fb` }));
+      await store.saveRefreshToken(token(p, "a3", alice.userId, { revoked: true }));
+      await store.saveRefreshToken(token(p, "b1", bob.userId, { familyId: `${p}fc` }));
+      assert.equal(await store.revokeUserRefreshTokens(alice.userId), 2);
+      assert.equal((await store.getRefreshToken(`${p}hash_a1`))?.revoked, true);
+      assert.equal((await store.getRefreshToken(`${p}hash_a2`))?.revoked, true);
+      assert.equal((await store.getRefreshToken(`${p}hash_b1`))?.revoked, false);
+      assert.equal(await store.revokeUserRefreshTokens(alice.userId), 0);
+    },
+  ],
+  [
+    "deleteUser removes the account, its tokens, role, cursors and inbox but keeps sent messages",
+    async ({ store }, p) => {
+      const [alice, bob] = [user(p, "alice"), user(p, "bob")];
+      // The ids `direct` uses: `${p}alice`, `${p}bob`.
+      alice.userId = `${p}alice`;
+      bob.userId = `${p}bob`;
+      await store.createUser(alice);
+      await store.createUser(bob);
+      await store.setUserRole(alice.userId, "admin");
+      await store.saveRefreshToken(token(p, "a1", alice.userId));
+      const [sent] = await store.append([direct(p, "alice", "bob", "c1")]);
+      assert.equal(sent.status, "stored");
+      await store.saveAck(`user/${alice.userId}`, 1, alice.userId, "phone", 1);
+
+      assert.equal(await store.deleteUser(alice.userId), true);
+      assert.equal(await store.getUser(alice.userId), null);
+      assert.equal(await store.getUserByUsername(alice.username), null);
+      assert.equal(await store.getRefreshToken(`${p}hash_a1`), null);
+      assert.equal(await store.getUserRole(alice.userId), null);
+      assert.deepEqual(await store.loadAcks(alice.userId), []);
+      assert.deepEqual(await store.readInbox(alice.userId, 0, 10), []);
+      assert.equal(await store.latestSeq(alice.userId), 0);
+      // Bob still has the message; the name can be registered again.
+      assert.equal((await store.readInbox(bob.userId, 0, 10)).length, 1);
+      await store.createUser({ ...alice, userId: `${p}alice2` });
+      assert.equal(await store.deleteUser(`${p}nobody`), false);
+    },
+  ],
+  [
+    "appendAudit keeps entries that listAudit pages newest first",
+    async ({ store }, p) => {
+      const ids: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        ids.push(
+          await store.appendAudit({
+            ts: 1_700_000_000_000 + i,
+            adminId: `${p}admin`,
+            action: "user.mute",
+            target: `${p}u${i}`,
+            details: { seconds: i, nested: { ok: true } },
+          }),
+        );
+      }
+      assert.deepEqual([...ids].sort((a, b) => a - b), ids, "ids ascend");
+      const mine = (entries: AuditEntry[]) => entries.filter((e) => e.adminId === `${p}admin`);
+      const first = mine(await store.listAudit(null, 1000));
+      assert.deepEqual(first.map((e) => e.target), [4, 3, 2, 1, 0].map((i) => `${p}u${i}`));
+      assert.deepEqual(first[0], {
+        id: ids[4],
+        ts: 1_700_000_000_004,
+        adminId: `${p}admin`,
+        action: "user.mute",
+        target: `${p}u4`,
+        details: { seconds: 4, nested: { ok: true } },
+      });
+      const page = mine(await store.listAudit(ids[2], 2));
+      assert.deepEqual(page.map((e) => e.id), [ids[1], ids[0]]);
+    },
+  ],
+  [
+    "listSnapshotActors pages the actors of one kind that have a snapshot",
+    async ({ store }, p) => {
+      const kind = `${p}grp`;
+      for (const key of ["b", "a", "c"]) {
+        await store.saveSnapshot(`${kind}/${key}`, 1, new Uint8Array([1]));
+      }
+      await store.saveSnapshot(`${kind}x/other`, 1, new Uint8Array([1]));
+      await store.saveSnapshot(`${kind}-y/other`, 1, new Uint8Array([1]));
+      assert.deepEqual(await store.listSnapshotActors(kind, null, 10), [
+        `${kind}/a`,
+        `${kind}/b`,
+        `${kind}/c`,
+      ]);
+      assert.deepEqual(await store.listSnapshotActors(kind, null, 2), [`${kind}/a`, `${kind}/b`]);
+      assert.deepEqual(await store.listSnapshotActors(kind, `${kind}/b`, 2), [`${kind}/c`]);
     },
   ],
 ];

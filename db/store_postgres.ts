@@ -23,12 +23,15 @@ import type {
   AckCursor,
   AppendRequest,
   AppendResult,
+  AuditEntry,
+  AuditEntryInput,
   InboxEntry,
   RefreshTokenRecord,
   Snapshot,
   Store,
   StoredMessage,
   UserRecord,
+  UserRole,
 } from "./store.ts";
 
 /** Options of {@link openPostgresStore}. */
@@ -439,6 +442,86 @@ class PostgresStore implements Store {
       const rows = await sql`
         SELECT device, seq FROM acks WHERE user_id = ${userId} ORDER BY device`;
       return rows.map((r) => ({ device: r.device as string, seq: r.seq as number }));
+    });
+  }
+
+  // ---- administration ----
+
+  getUserRole(userId: string): Promise<UserRole | null> {
+    return this.#idempotent(async (sql) => {
+      const [row] = await sql`SELECT role FROM user_roles WHERE user_id = ${userId}`;
+      return row ? (row.role as UserRole) : null;
+    });
+  }
+
+  setUserRole(userId: string, role: UserRole | null): Promise<void> {
+    return this.#idempotent(async (sql) => {
+      if (role === null) {
+        await sql`DELETE FROM user_roles WHERE user_id = ${userId}`;
+        return;
+      }
+      await sql`
+        INSERT INTO user_roles (user_id, role) VALUES (${userId}, ${role})
+        ON CONFLICT (user_id) DO UPDATE SET role = excluded.role`;
+    });
+  }
+
+  revokeUserRefreshTokens(userId: string): Promise<number> {
+    return this.#idempotent(async (sql) => {
+      const r = await sql`
+        UPDATE refresh_tokens SET revoked = true WHERE user_id = ${userId} AND NOT revoked`;
+      return r.count;
+    });
+  }
+
+  deleteUser(userId: string): Promise<boolean> {
+    return this.#call((sql) =>
+      sql.begin(async (tx) => {
+        await tx`DELETE FROM inbox WHERE user_id = ${userId}`;
+        await tx`DELETE FROM user_inbox_seq WHERE user_id = ${userId}`;
+        await tx`DELETE FROM acks WHERE user_id = ${userId}`;
+        // Refresh tokens and the role go with the row (ON DELETE CASCADE).
+        const r = await tx`DELETE FROM users WHERE user_id = ${userId}`;
+        return r.count > 0;
+      })
+    );
+  }
+
+  appendAudit(entry: AuditEntryInput): Promise<number> {
+    return this.#call(async (sql) => {
+      const [row] = await sql`
+        INSERT INTO audit_log (ts, admin_id, action, target, details)
+        VALUES (${entry.ts}, ${entry.adminId}, ${entry.action}, ${entry.target},
+                ${JSON.stringify(entry.details)}::text::jsonb)
+        RETURNING id`;
+      return Number(row.id);
+    });
+  }
+
+  listAudit(before: number | null, limit: number): Promise<AuditEntry[]> {
+    return this.#idempotent(async (sql) => {
+      const rows = await sql`
+        SELECT id, ts, admin_id, action, target, details::text AS details FROM audit_log
+        WHERE id < ${before ?? Number.MAX_SAFE_INTEGER} ORDER BY id DESC LIMIT ${limit}`;
+      return rows.map((r) => ({
+        id: Number(r.id),
+        ts: Number(r.ts),
+        adminId: r.admin_id as string,
+        action: r.action as string,
+        target: r.target as string,
+        details: JSON.parse(r.details as string),
+      }));
+    });
+  }
+
+  listSnapshotActors(kind: string, after: string | null, limit: number): Promise<string[]> {
+    return this.#idempotent(async (sql) => {
+      // A range on the primary key: `kind/` up to (not including) `kind0` ('0' follows '/').
+      const rows = await sql`
+        SELECT actor_id FROM snapshots
+        WHERE actor_id > ${after ?? `${kind}/`} AND actor_id < ${`${kind}0`}
+        ORDER BY actor_id LIMIT ${limit}`;
+      return rows.map((r) => r.actor_id as string);
     });
   }
 }

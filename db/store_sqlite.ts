@@ -21,6 +21,8 @@ import type {
   AckCursor,
   AppendRequest,
   AppendResult,
+  AuditEntry,
+  AuditEntryInput,
   InboxEntry,
   Recipient,
   RefreshTokenRecord,
@@ -28,6 +30,7 @@ import type {
   Store,
   StoredMessage,
   UserRecord,
+  UserRole,
 } from "./store.ts";
 
 /** Options of {@link openSqliteStore}. */
@@ -489,6 +492,85 @@ class SqliteStore implements Store {
       const rows = this.#st("SELECT device, seq FROM acks WHERE user_id = ? ORDER BY device")
         .all(userId);
       return rows.map((r) => ({ device: r.device as string, seq: r.seq as number }));
+    });
+  }
+
+  // ---- administration ----
+
+  getUserRole(userId: string): Promise<UserRole | null> {
+    return this.#call(() => {
+      const row = this.#st("SELECT role FROM user_roles WHERE user_id = ?").get(userId);
+      return row ? (row.role as UserRole) : null;
+    });
+  }
+
+  setUserRole(userId: string, role: UserRole | null): Promise<void> {
+    return this.#call(() => {
+      if (role === null) {
+        this.#st("DELETE FROM user_roles WHERE user_id = ?").run(userId);
+        return;
+      }
+      this.#st(
+        `INSERT INTO user_roles (user_id, role) VALUES (?, ?)
+         ON CONFLICT (user_id) DO UPDATE SET role = excluded.role`,
+      ).run(userId, role);
+    });
+  }
+
+  revokeUserRefreshTokens(userId: string): Promise<number> {
+    return this.#call(() => {
+      const r = this.#st(
+        "UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ? AND revoked = 0",
+      ).run(userId);
+      return Number(r.changes);
+    });
+  }
+
+  deleteUser(userId: string): Promise<boolean> {
+    return this.#call(() =>
+      this.#tx(() => {
+        this.#st("DELETE FROM inbox WHERE user_id = ?").run(userId);
+        this.#st("DELETE FROM user_inbox_seq WHERE user_id = ?").run(userId);
+        this.#st("DELETE FROM acks WHERE user_id = ?").run(userId);
+        // Refresh tokens and the role go with the row (ON DELETE CASCADE).
+        return Number(this.#st("DELETE FROM users WHERE user_id = ?").run(userId).changes) > 0;
+      })
+    );
+  }
+
+  appendAudit(entry: AuditEntryInput): Promise<number> {
+    return this.#call(() => {
+      const r = this.#st(
+        `INSERT INTO audit_log (ts, admin_id, action, target, details) VALUES (?, ?, ?, ?, ?)`,
+      ).run(entry.ts, entry.adminId, entry.action, entry.target, JSON.stringify(entry.details));
+      return Number(r.lastInsertRowid);
+    });
+  }
+
+  listAudit(before: number | null, limit: number): Promise<AuditEntry[]> {
+    return this.#call(() => {
+      const rows = this.#st(
+        `SELECT * FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?`,
+      ).all(before ?? Number.MAX_SAFE_INTEGER, limit);
+      return rows.map((r) => ({
+        id: r.id as number,
+        ts: r.ts as number,
+        adminId: r.admin_id as string,
+        action: r.action as string,
+        target: r.target as string,
+        details: JSON.parse(r.details as string),
+      }));
+    });
+  }
+
+  listSnapshotActors(kind: string, after: string | null, limit: number): Promise<string[]> {
+    return this.#call(() => {
+      // A range on the primary key: `kind/` up to (not including) `kind0` ('0' follows '/').
+      const rows = this.#st(
+        `SELECT actor_id FROM snapshots WHERE actor_id > ? AND actor_id < ?
+         ORDER BY actor_id LIMIT ?`,
+      ).all(after ?? `${kind}/`, `${kind}0`, limit);
+      return rows.map((r) => r.actor_id as string);
     });
   }
 }
