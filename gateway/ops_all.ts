@@ -4,8 +4,10 @@
  */
 import type { OpRegistry } from "./op_registry.ts";
 import { registerCoreOps } from "./ops_core.ts";
+import { registerGroupOps } from "./ops_group.ts";
 
 /** Registers every op of the protocol on `ops`. */
 export function registerAllOps(ops: OpRegistry): void {
   registerCoreOps(ops);
+  registerGroupOps(ops);
 }
