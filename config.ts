@@ -57,6 +57,34 @@ export interface Config {
   groupMaxMembers: number;
   /** Per-connection request budget per second before `rate_limited`. Default 200. */
   rateLimitPerSec: number;
+  /** Per-user (all connections on a node) request budget per second. Default 400. */
+  userRateLimitPerSec: number;
+  /** Per-connection message budget per second (`send` and other message ops). Default 100. */
+  messageRatePerSec: number;
+  /** Per-user message budget per second. Default 200. */
+  userMessageRatePerSec: number;
+  /** Per-connection presence budget per second. Default 5. */
+  presenceRatePerSec: number;
+  /** Per-user presence budget per second. Default 10. */
+  userPresenceRatePerSec: number;
+  /** Rate-limited frames in a row after which the connection is closed with 1008. Default 100. */
+  floodCloseAfter: number;
+  /** Unauthenticated WebSocket connections per client IP. Default 50. */
+  maxUnauthPerIp: number;
+  /** Failed login attempts per username per minute before 429. Default 10. */
+  loginAttemptsPerUserPerMin: number;
+  /** Failed login attempts per client IP per minute before 429. Default 30. */
+  loginAttemptsPerIpPerMin: number;
+  /** JWT_SECRET_FILE, re-read on SIGHUP and every `jwtReloadSec` (key rotation). */
+  jwtSecretFile?: string;
+  /** The secrets given in JWT_SECRET (they come before the file's on every reload). */
+  jwtSecretsFromEnv: string[];
+  /** Seconds between re-reads of JWT_SECRET_FILE; 0 = only on SIGHUP. Default 60. */
+  jwtReloadSec: number;
+  /** PEM certificate chain file: with `tlsKeyFile`, the node serves HTTPS/WSS itself. */
+  tlsCertFile?: string;
+  /** PEM private key file of `tlsCertFile`. */
+  tlsKeyFile?: string;
   /** Bytes queued on one socket before it is closed as a slow consumer. Default 8 MiB. */
   maxSocketBufferBytes: number;
   /** Allowed `Origin` values for the WebSocket upgrade; empty = any. */
@@ -106,11 +134,18 @@ function url(env: Env, name: string, schemes: string[]): string | undefined {
   return raw;
 }
 
-function secrets(env: Env): string[] | undefined {
-  const list: string[] = [];
+function envSecrets(env: Env): string[] {
   const direct = env.JWT_SECRET?.trim();
-  if (direct) list.push(...direct.split(",").map((s) => s.trim()).filter(Boolean));
-  const file = env.JWT_SECRET_FILE?.trim();
+  return direct ? direct.split(",").map((s) => s.trim()).filter(Boolean) : [];
+}
+
+/**
+ * The JWT secrets of `fromEnv` followed by those of `file` (one per line); the first signs, all
+ * verify. Throws ConfigError when the file cannot be read or a secret is under 32 bytes. Used at
+ * start-up and on every key reload.
+ */
+export function readJwtSecrets(fromEnv: readonly string[], file: string | undefined): string[] {
+  const list = [...fromEnv];
   if (file) {
     let text: string;
     try {
@@ -125,6 +160,11 @@ function secrets(env: Env): string[] | undefined {
       throw new ConfigError("JWT_SECRET values must be at least 32 bytes long");
     }
   }
+  return list;
+}
+
+function secrets(env: Env): string[] | undefined {
+  const list = readJwtSecrets(envSecrets(env), env.JWT_SECRET_FILE?.trim() || undefined);
   return list.length ? list : undefined;
 }
 
@@ -159,6 +199,11 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     }
     return v;
   };
+  const tlsCertFile = env.TLS_CERT_FILE?.trim() || undefined;
+  const tlsKeyFile = env.TLS_KEY_FILE?.trim() || undefined;
+  if (!tlsCertFile !== !tlsKeyFile) {
+    throw new ConfigError("TLS needs both TLS_CERT_FILE and TLS_KEY_FILE (got only one)");
+  }
   const leaseMs = int(env, "LEASE_MS", 6000, 1000, 600_000);
   const heartbeatMs = int(env, "HEARTBEAT_MS", 1000, 100, 60_000);
   const memberTtlMs = int(env, "MEMBER_TTL_MS", 3000, 300, 600_000);
@@ -185,6 +230,20 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     requestTimeoutMs: int(env, "REQUEST_TIMEOUT_MS", 5_000, 100, 600_000),
     groupMaxMembers: int(env, "GROUP_MAX_MEMBERS", 2_000, 2, 100_000),
     rateLimitPerSec: int(env, "RATE_LIMIT_PER_SEC", 200, 1, 1_000_000),
+    userRateLimitPerSec: int(env, "USER_RATE_LIMIT_PER_SEC", 400, 1, 1_000_000),
+    messageRatePerSec: int(env, "MESSAGE_RATE_PER_SEC", 100, 1, 1_000_000),
+    userMessageRatePerSec: int(env, "USER_MESSAGE_RATE_PER_SEC", 200, 1, 1_000_000),
+    presenceRatePerSec: int(env, "PRESENCE_RATE_PER_SEC", 5, 1, 1_000_000),
+    userPresenceRatePerSec: int(env, "USER_PRESENCE_RATE_PER_SEC", 10, 1, 1_000_000),
+    floodCloseAfter: int(env, "FLOOD_CLOSE_AFTER", 100, 1, 1_000_000),
+    maxUnauthPerIp: int(env, "MAX_UNAUTH_PER_IP", 50, 1, 1_000_000),
+    loginAttemptsPerUserPerMin: int(env, "LOGIN_ATTEMPTS_PER_USER_PER_MIN", 10, 1, 1_000_000),
+    loginAttemptsPerIpPerMin: int(env, "LOGIN_ATTEMPTS_PER_IP_PER_MIN", 30, 1, 1_000_000),
+    jwtSecretFile: env.JWT_SECRET_FILE?.trim() || undefined,
+    jwtSecretsFromEnv: envSecrets(env),
+    jwtReloadSec: int(env, "JWT_RELOAD_SEC", 60, 0, 86_400),
+    tlsCertFile,
+    tlsKeyFile,
     maxSocketBufferBytes: int(env, "MAX_SOCKET_BUFFER_BYTES", 8 * 1_048_576, 65_536, 1 << 30),
     allowedOrigins: origins,
     natsPrefix: prefix("NATS_PREFIX"),

@@ -32,4 +32,6 @@ if (import.meta.main) {
   };
   Deno.addSignalListener("SIGTERM", stop);
   Deno.addSignalListener("SIGINT", stop);
+  // Key rotation without a restart: re-read JWT_SECRET_FILE (gateway/key_reload.ts).
+  Deno.addSignalListener("SIGHUP", () => void node.reloadKeys());
 }

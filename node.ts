@@ -29,6 +29,10 @@ import { createLogger, type Logger } from "./observability/log.ts";
 import { MetricsRegistry } from "./observability/metrics.ts";
 import { clusterAdapters, type MemoryCluster } from "./cluster/from_config.ts";
 import { loadJwtSecrets } from "./jwt_secret.ts";
+import { KeyReloader, keysFromSecrets } from "./gateway/key_reload.ts";
+import { IpBudget } from "./gateway/ip_budget.ts";
+import { LoginThrottle } from "./gateway/login_throttle.ts";
+import { UserRateLimiter } from "./gateway/rate_limit.ts";
 
 /** A running node. */
 export interface ImNode {
@@ -48,6 +52,11 @@ export interface ImNode {
    * cluster, close connections to dependencies.
    */
   shutdown(): Promise<void>;
+  /**
+   * Re-reads JWT_SECRET_FILE now (main.ts calls it on SIGHUP); resolves whether the keys changed.
+   * Resolves false without a secret file.
+   */
+  reloadKeys(): Promise<boolean>;
 }
 
 /** Test and embedding hooks. */
@@ -73,11 +82,21 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
     const { membership, placement, transport } = cluster;
     const secrets = config.jwtSecrets ?? await loadJwtSecrets(config.dataDir);
     const tokens = new TokenService({
-      keys: secrets.map((secret, i) => ({ kid: `k${secrets.length - i}`, secret })),
+      keys: await keysFromSecrets(secrets),
       accessTtlSec: config.accessTokenTtlSec,
       refreshTtlSec: config.refreshTokenTtlSec,
       store,
     });
+    const keyReloader = config.jwtSecretFile
+      ? new KeyReloader({
+        tokens,
+        fromEnv: config.jwtSecretsFromEnv,
+        file: config.jwtSecretFile,
+        intervalSec: config.jwtReloadSec,
+        logger,
+      })
+      : null;
+    if (keyReloader) cleanups.unshift(() => Promise.resolve(keyReloader.close()));
     const commits = new GroupCommit(store);
     cleanups.unshift(() => commits.close());
     const registry = new ConnectionRegistry();
@@ -127,6 +146,11 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
       allowedOrigins: config.allowedOrigins,
       idleTimeoutSec: config.idleTimeoutSec,
       sessions,
+      ipBudget: new IpBudget(config.maxUnauthPerIp),
+      loginThrottle: new LoginThrottle({
+        perUserPerMinute: config.loginAttemptsPerUserPerMin,
+        perIpPerMinute: config.loginAttemptsPerIpPerMin,
+      }),
       session: {
         router,
         ops,
@@ -136,18 +160,37 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
         newId,
         logger,
         metrics: gatewayMetrics(metrics),
+        limits: new UserRateLimiter({
+          request: { perConnection: config.rateLimitPerSec, perUser: config.userRateLimitPerSec },
+          message: {
+            perConnection: config.messageRatePerSec,
+            perUser: config.userMessageRatePerSec,
+          },
+          presence: {
+            perConnection: config.presenceRatePerSec,
+            perUser: config.userPresenceRatePerSec,
+          },
+          floodCloseAfter: config.floodCloseAfter,
+        }),
       },
     });
     registerNodeMetrics(metrics, host, registry);
 
+    const tls = config.tlsCertFile && config.tlsKeyFile
+      ? {
+        cert: await Deno.readTextFile(config.tlsCertFile),
+        key: await Deno.readTextFile(config.tlsKeyFile),
+      }
+      : {};
     const server = Deno.serve({
       port: config.port,
       hostname: config.hostname,
       onListen: () => {},
+      ...tls,
     }, app.fetch);
     const port = server.addr.port;
     const addrHost = config.hostname === "0.0.0.0" ? "127.0.0.1" : config.hostname;
-    const url = `http://${addrHost}:${port}`;
+    const url = `${"cert" in tls ? "https" : "http"}://${addrHost}:${port}`;
     await membership.join({ id: nodeId, address: url, startedAt: Date.now() });
     membership.onSelfLost(() => {
       logger.error("lost cluster membership: stopping actors (self-fencing)");
@@ -172,6 +215,7 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
       registry,
       metrics,
       logger,
+      reloadKeys: () => keyReloader?.reload() ?? Promise.resolve(false),
       shutdown() {
         stopping ??= (async () => {
           health.state = "draining";

@@ -13,7 +13,9 @@ import type { Logger } from "../observability/log.ts";
 import type { MetricsRegistry } from "../observability/metrics.ts";
 import { authRoutes } from "./auth_routes.ts";
 import { negotiateSubprotocol, SUBPROTOCOLS } from "./frame_codec.ts";
-import { httpError } from "./http_errors.ts";
+import { errorResponse, httpError } from "./http_errors.ts";
+import type { IpBudget } from "./ip_budget.ts";
+import type { LoginThrottle } from "./login_throttle.ts";
 import type { TokenService } from "./tokens.ts";
 import { Session, type SessionDeps } from "./ws_session.ts";
 
@@ -36,6 +38,15 @@ export interface AppDeps {
   idleTimeoutSec: number;
   /** Sessions opened by this app (for draining). */
   sessions: Set<Session>;
+  /** Unauthenticated sockets per IP (ip_budget.ts); absent = unlimited. */
+  ipBudget?: IpBudget;
+  /** Login throttle per username and IP (login_throttle.ts); absent = none. */
+  loginThrottle?: LoginThrottle;
+}
+
+/** The client's address as Deno.serve reports it ("" when unknown). */
+function remoteOf(c: { env: unknown }): string {
+  return (c.env as { remoteAddr?: Deno.NetAddr } | undefined)?.remoteAddr?.hostname ?? "";
 }
 
 /** Builds the Hono app of a node. */
@@ -51,6 +62,8 @@ export function createApp(deps: AppDeps): Hono {
       passwordIterations: deps.passwordIterations,
       newUserId: () => deps.newId("u_"),
       logger: deps.logger,
+      loginThrottle: deps.loginThrottle,
+      clientIp: remoteOf,
     }),
   );
   app.get(
@@ -98,14 +111,27 @@ export function createApp(deps: AppDeps): Hono {
       }, 400);
     }
     // Read before the upgrade: Deno closes the request's info once the socket takes over.
-    const remote = (c.env as { remoteAddr?: Deno.NetAddr } | undefined)?.remoteAddr?.hostname ?? "";
-    const { socket, response } = Deno.upgradeWebSocket(req, {
-      protocol,
-      idleTimeout: deps.idleTimeoutSec,
-    });
+    const remote = remoteOf(c);
+    const release = deps.ipBudget ? deps.ipBudget.acquire(remote) : () => {};
+    if (!release) {
+      return errorResponse(c, "rate_limited", "Too many unauthenticated connections", 429);
+    }
+    let upgraded: { socket: WebSocket; response: Response };
+    try {
+      upgraded = Deno.upgradeWebSocket(req, { protocol, idleTimeout: deps.idleTimeoutSec });
+    } catch (err) {
+      release();
+      throw err;
+    }
+    const { socket, response } = upgraded;
+    socket.addEventListener("error", release);
     const session = new Session(socket, protocol, deps.session, remote);
+    session.onOpen = release;
     deps.sessions.add(session);
-    socket.addEventListener("close", () => deps.sessions.delete(session));
+    socket.addEventListener("close", () => {
+      release();
+      deps.sessions.delete(session);
+    });
     return response;
   });
   return app;

@@ -26,6 +26,7 @@ import { BadRequestError, ImError } from "../actors/errors.ts";
 import type { Store } from "../db/store.ts";
 import type { Logger } from "../observability/log.ts";
 import { errorResponse, httpError } from "./http_errors.ts";
+import type { LoginThrottle } from "./login_throttle.ts";
 import { newId } from "./ids.ts";
 import {
   DEFAULT_PASSWORD_ITERATIONS,
@@ -51,6 +52,10 @@ export interface AuthRoutesDeps {
   maxBodyBytes?: number;
   /** Milliseconds since the epoch, for `createdAt`; default `Date.now`. */
   clock?: () => number;
+  /** Throttles failed logins per username and IP (429 `rate_limited`); absent = none. */
+  loginThrottle?: LoginThrottle;
+  /** The client's address for the throttle; default "". */
+  clientIp?: (c: Context) => string;
 }
 
 /** Default cap on an auth request body. */
@@ -112,11 +117,17 @@ export function authRoutes(deps: AuthRoutesDeps): Hono {
         `device must be a string of 1-${MAX_DEVICE_LENGTH} characters without control characters`,
       );
     }
+    // Taken before the slow password check, so concurrent guesses cannot outrun the count.
+    const attempt = deps.loginThrottle?.attempt(username, deps.clientIp?.(c) ?? "");
+    if (attempt === null) {
+      return errorResponse(c, "rate_limited", "Too many login attempts, retry later", 429);
+    }
     const user = validateUsername(username) ? await store.getUserByUsername(username) : null;
     const matches = await verifyPassword(password, user?.passwordHash ?? dummyHash);
     if (user === null || !matches || user.disabled) {
       throw new ImError("invalid_credentials", BAD_CREDENTIALS);
     }
+    attempt?.succeeded();
     const pair = await tokens.login(user, device);
     return c.json(pair satisfies TokenPair, 200);
   });

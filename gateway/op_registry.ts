@@ -42,8 +42,11 @@ export interface OpContext {
 /** Answers one op; returns the `ok` fields. */
 export type OpHandler = (ctx: OpContext, frame: Frame) => unknown;
 
-/** Which rate budget an op draws from. */
-export type OpBudget = "request" | "message";
+/**
+ * Which rate budget an op draws from (gateway/rate_limit.ts): `message` for ops that store or
+ * relay a message, `presence` for presence/typing updates, `request` for everything else.
+ */
+export type OpBudget = "request" | "message" | "presence";
 
 /** The op table of a node. */
 export class OpRegistry {

@@ -4,7 +4,10 @@
  * Access tokens are short-lived JWTs: `alg` HS256 with a `kid` header, claims `iss`, `aud`,
  * `sub` (the user id), `dev` (the device), `iat`, `exp`. Verification pins the algorithm, the
  * issuer and the audience and requires `exp`, `iat`, `sub` and `dev`, so `alg: none`, another
- * algorithm, another audience or a token without an expiry is refused.
+ * algorithm (RS256/ES256 included: no public key is ever accepted as an HMAC secret), another
+ * audience, a token without an expiry, one whose `nbf` has not come or whose `iat` lies more than
+ * {@link MAX_CLOCK_SKEW_SEC} in the future is refused. Keys can be replaced at run time
+ * ({@link TokenService.setKeys}).
  *
  * Refresh tokens are 32 random bytes (base64url, 43 characters). Only their SHA-256 (hex) is
  * stored. Every refresh rotates: the presented token is marked used (atomically, in the store) and
@@ -88,6 +91,8 @@ export const DEFAULT_ACCESS_TTL_SEC = 900;
 export const DEFAULT_REFRESH_TTL_SEC = 30 * 24 * 3600;
 
 const INVALID_TOKEN = "Invalid or expired token";
+/** How far in the future a token's `iat` may lie (clock skew between nodes), seconds. */
+export const MAX_CLOCK_SKEW_SEC = 60;
 const MIN_SECRET_BYTES = 32;
 const REFRESH_TOKEN_BYTES = 32;
 const REFRESH_TOKEN_RE = /^[A-Za-z0-9_-]{43}$/;
@@ -100,8 +105,8 @@ export class TokenService {
   readonly audience: string;
   readonly accessTtlSec: number;
   readonly refreshTtlSec: number;
-  readonly #keys: ReadonlyMap<string, Uint8Array>;
-  readonly #signKid: string;
+  #keys: ReadonlyMap<string, Uint8Array>;
+  #signKid: string;
   readonly #store: TokenStore;
   readonly #clock: () => number;
 
@@ -109,18 +114,7 @@ export class TokenService {
   constructor(options: TokenServiceOptions) {
     const keys: readonly SigningKey[] = options.keys ??
       (options.secret !== undefined ? [{ kid: DEFAULT_KID, secret: options.secret }] : []);
-    if (keys.length === 0) throw new Error("TokenService needs a secret or keys");
-    const map = new Map<string, Uint8Array>();
-    for (const k of keys) {
-      const bytes = new TextEncoder().encode(k.secret);
-      // The kid is safe to name; the secret is never put in a message.
-      if (bytes.length < MIN_SECRET_BYTES) {
-        throw new Error(`JWT secret "${k.kid}" must be at least ${MIN_SECRET_BYTES} bytes`);
-      }
-      if (k.kid === "" || map.has(k.kid)) throw new Error(`Bad or duplicate JWT kid "${k.kid}"`);
-      map.set(k.kid, bytes);
-    }
-    this.#keys = map;
+    this.#keys = keyMap(keys);
     this.#signKid = keys[0].kid;
     this.issuer = options.issuer ?? "im";
     this.audience = options.audience ?? "im.v1";
@@ -131,6 +125,23 @@ export class TokenService {
     }
     this.#store = options.store;
     this.#clock = options.clock ?? Date.now;
+  }
+
+  /**
+   * Replaces the keys (rotation without a restart): the first signs from now on, all verify.
+   * Tokens signed with a key that is still in the list stay valid until they expire; those of a
+   * removed key stop verifying at once. Throws (and keeps the old keys) on a missing, short or
+   * duplicate key.
+   */
+  setKeys(keys: readonly SigningKey[]): void {
+    const map = keyMap(keys);
+    this.#keys = map;
+    this.#signKid = keys[0].kid;
+  }
+
+  /** The key ids in use, the signing one first. */
+  get kids(): string[] {
+    return [this.#signKid, ...[...this.#keys.keys()].filter((k) => k !== this.#signKid)];
   }
 
   /** A signed access token for `userId` on `device`, valid for `accessTtlSec`. */
@@ -169,6 +180,14 @@ export class TokenService {
         requiredClaims: ["exp", "iat", "sub", "dev"],
         currentDate: new Date(this.#clock()),
       });
+      // jose checks `nbf` but not an `iat` in the future: a token "issued" later than now (beyond
+      // the clock skew nodes may have between them) is not valid yet.
+      if (
+        typeof payload.iat !== "number" ||
+        payload.iat > this.#clock() / 1000 + MAX_CLOCK_SKEW_SEC
+      ) {
+        throw new Error("issued in the future");
+      }
       if (
         typeof payload.sub !== "string" || payload.sub === "" ||
         typeof payload.dev !== "string" || payload.dev === ""
@@ -274,6 +293,22 @@ export class TokenService {
     await this.#store.saveRefreshToken(record);
     return token;
   }
+}
+
+/** Validates keys into a kid → secret map; throws a configuration error. */
+function keyMap(keys: readonly SigningKey[]): Map<string, Uint8Array> {
+  if (keys.length === 0) throw new Error("TokenService needs a secret or keys");
+  const map = new Map<string, Uint8Array>();
+  for (const k of keys) {
+    const bytes = new TextEncoder().encode(k.secret);
+    // The kid is safe to name; the secret is never put in a message.
+    if (bytes.length < MIN_SECRET_BYTES) {
+      throw new Error(`JWT secret "${k.kid}" must be at least ${MIN_SECRET_BYTES} bytes`);
+    }
+    if (k.kid === "" || map.has(k.kid)) throw new Error(`Bad or duplicate JWT kid "${k.kid}"`);
+    map.set(k.kid, bytes);
+  }
+  return map;
 }
 
 /** Hex SHA-256 of a refresh token: the only form in which refresh tokens are stored. */

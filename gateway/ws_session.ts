@@ -21,6 +21,7 @@ import { decodeMessage, encodeFrames, messageByteLength, type Subprotocol } from
 import { type Frame, parseAck, parseAuth, positiveInt } from "./ops.ts";
 import type { OpContext, OpRegistry } from "./op_registry.ts";
 import type { GatewayMetrics } from "./metrics.ts";
+import type { ConnectionLimiter, RateBudget, UserRateLimiter } from "./rate_limit.ts";
 
 /** Close codes of PROTOCOL-CORE.md. */
 export const CloseCode = {
@@ -68,7 +69,12 @@ export interface SessionDeps {
   newId(prefix: string): string;
   logger: Logger;
   metrics: GatewayMetrics;
+  /** Per-user and per-connection rate limits (rate_limit.ts), shared by the node's sessions. */
+  limits: UserRateLimiter;
 }
+
+/** Most frames held while `auth` is in flight; more is a flood (close 1008). */
+const MAX_WAITING_FRAMES = 256;
 
 let nextConnId = 0;
 
@@ -83,9 +89,9 @@ export class Session implements Connection {
   #out: Record<string, unknown>[] = [];
   #flushScheduled = false;
   #authTimer: ReturnType<typeof setTimeout> | undefined;
-  #tokens: number;
-  #lastRefill = performance.now();
-  #floodStrikes = 0;
+  #limiter: ConnectionLimiter | null = null;
+  /** Called once when the connection authenticates (e.g. to free an unauthenticated slot). */
+  onOpen: (() => void) | undefined;
   readonly connectedAt = Date.now();
 
   constructor(
@@ -95,7 +101,6 @@ export class Session implements Connection {
     readonly remoteAddr: string,
   ) {
     this.id = `c${++nextConnId}`;
-    this.#tokens = deps.settings.rateLimitPerSec * 2;
     socket.binaryType = "arraybuffer";
     socket.onmessage = (ev) => this.#onMessage(ev.data);
     socket.onclose = () => this.#onClose();
@@ -172,6 +177,7 @@ export class Session implements Connection {
   #detach(): void {
     if (this.#detached) return;
     this.#detached = true;
+    this.#limiter?.release();
     this.deps.registry.remove(this);
     this.deps.metrics.connectionsClosed.inc();
   }
@@ -186,8 +192,13 @@ export class Session implements Connection {
     const { frames, error } = decodeMessage(raw, this.subprotocol);
     for (const frame of frames) {
       if (this.#closed()) return;
-      if (this.#state === "authenticating") this.#waiting.push(frame);
-      else this.#handle(frame);
+      if (this.#state === "authenticating") {
+        if (this.#waiting.length >= MAX_WAITING_FRAMES) {
+          this.close(CloseCode.policy, "flooding");
+          return;
+        }
+        this.#waiting.push(frame);
+      } else this.#handle(frame);
     }
     if (error && !this.#closed()) {
       this.push({
@@ -205,16 +216,12 @@ export class Session implements Connection {
     return this.#state === "closed";
   }
 
-  #allow(): boolean {
-    const now = performance.now();
-    const rate = this.deps.settings.rateLimitPerSec;
-    this.#tokens = Math.min(rate * 2, this.#tokens + ((now - this.#lastRefill) / 1000) * rate);
-    this.#lastRefill = now;
-    if (this.#tokens >= 1) {
-      this.#tokens -= 1;
-      this.#floodStrikes = 0;
-      return true;
-    }
+  /** Draws on `budget`; false when refused (answered by the caller, or closed here). */
+  #allow(budget: RateBudget, id: number | null): boolean {
+    const decision = this.#limiter?.check(budget) ?? "allow";
+    if (decision === "allow") return true;
+    if (id !== null) this.#error(id, "rate_limited", "Too many requests");
+    if (decision === "close") this.close(CloseCode.policy, "flooding");
     return false;
   }
 
@@ -242,25 +249,20 @@ export class Session implements Connection {
 
     if (op === "ack") {
       // Acks are never answered unless they carry a valid id.
-      this.#ack(frame, rawId === undefined ? null : id);
+      const ackId = rawId === undefined ? null : id;
+      if (this.#allow("request", ackId)) this.#ack(frame, ackId);
       return;
     }
     if (id === null) {
       this.#error(null, "bad_request", `"id" must be a positive integer`);
       return;
     }
-    if (!this.#allow()) {
-      this.#error(id, "rate_limited", "Too many requests");
-      if (++this.#floodStrikes > this.deps.settings.rateLimitPerSec) {
-        this.close(CloseCode.policy, "flooding");
-      }
-      return;
-    }
+    const entry = op === "auth" ? undefined : this.deps.ops.get(op);
+    if (!this.#allow(entry?.budget ?? "request", id)) return;
     if (op === "auth") {
       this.#error(id, "bad_request", "Already authenticated");
       return;
     }
-    const entry = this.deps.ops.get(op);
     if (!entry) {
       this.#error(id, "bad_request", `Unknown op "${String(op).slice(0, 32)}"`);
       return;
@@ -349,6 +351,8 @@ export class Session implements Connection {
         if (this.#closed()) return;
         clearTimeout(this.#authTimer);
         this.#state = "open";
+        this.#limiter = this.deps.limits.connect(this.#userId);
+        this.onOpen?.();
         this.deps.registry.add(this);
         this.push({ op: "ok", re: id, userId: this.#userId, seq: res.seq });
         const waiting = this.#waiting;

@@ -1,0 +1,125 @@
+/**
+ * Throttling of password attempts, per username and per client IP address.
+ *
+ * Every login attempt takes a token from its username's bucket and from its address's bucket
+ * before the password is checked, and a successful login gives both back: only failures consume
+ * the allowance, yet a burst of concurrent guesses cannot slip past while the slow password check
+ * runs. When either bucket is empty the attempt is refused with 429 `rate_limited` without
+ * checking the password. Buckets start full, hold `perMinute` tokens and refill continuously at
+ * `perMinute` per minute.
+ *
+ * The username limit stops guessing one account's password from many addresses; the address
+ * limit stops one address from spraying many accounts. (A locked-out owner waits at most a
+ * minute per token; there is no permanent lock-out an attacker could trigger.)
+ *
+ * Memory is bounded: at most `maxKeys` buckets per kind are kept; buckets that have refilled are
+ * forgotten first (forgetting a full bucket changes nothing), then the oldest.
+ *
+ * @module
+ */
+import { TokenBucket } from "./rate_limit.ts";
+
+/** Settings of {@link LoginThrottle}. */
+export interface LoginThrottleOptions {
+  /** Failed attempts per username per minute (and burst). Default 10. */
+  perUserPerMinute?: number;
+  /** Failed attempts per IP address per minute (and burst). Default 30. */
+  perIpPerMinute?: number;
+  /** Most buckets kept per kind. Default 100,000. */
+  maxKeys?: number;
+  /** Milliseconds, monotonic; default `performance.now`. */
+  now?: () => number;
+}
+
+/** Defaults (documented in README.md and docs/security.md). */
+export const DEFAULT_LOGIN_PER_USER_PER_MIN = 10;
+/** Default failed attempts per IP address per minute. */
+export const DEFAULT_LOGIN_PER_IP_PER_MIN = 30;
+
+/** A held attempt: call `succeeded()` when the credentials were right. */
+export interface LoginAttempt {
+  /** Gives the attempt's tokens back (a correct password costs nothing). Idempotent. */
+  succeeded(): void;
+}
+
+class KeyedBuckets {
+  readonly #map = new Map<string, TokenBucket>();
+  constructor(
+    private readonly perMinute: number,
+    private readonly maxKeys: number,
+    private readonly now: () => number,
+  ) {}
+
+  get(key: string): TokenBucket {
+    let b = this.#map.get(key);
+    if (!b) {
+      if (this.#map.size >= this.maxKeys) this.#prune();
+      b = new TokenBucket(this.perMinute / 60, this.perMinute, this.now);
+      this.#map.set(key, b);
+    }
+    return b;
+  }
+
+  #prune(): void {
+    for (const [k, b] of this.#map) if (b.full()) this.#map.delete(k);
+    // Still full of throttled keys: drop the oldest (insertion order) to stay bounded.
+    const excess = this.#map.size - Math.floor(this.maxKeys * 0.9);
+    if (excess > 0) {
+      let i = 0;
+      for (const k of this.#map.keys()) {
+        if (i++ >= excess) break;
+        this.#map.delete(k);
+      }
+    }
+  }
+
+  get size(): number {
+    return this.#map.size;
+  }
+}
+
+/** Per-username and per-address login throttle of one node. */
+export class LoginThrottle {
+  readonly #users: KeyedBuckets;
+  readonly #ips: KeyedBuckets;
+  constructor(options: LoginThrottleOptions = {}) {
+    const now = options.now ?? performance.now.bind(performance);
+    const maxKeys = options.maxKeys ?? 100_000;
+    this.#users = new KeyedBuckets(
+      options.perUserPerMinute ?? DEFAULT_LOGIN_PER_USER_PER_MIN,
+      maxKeys,
+      now,
+    );
+    this.#ips = new KeyedBuckets(
+      options.perIpPerMinute ?? DEFAULT_LOGIN_PER_IP_PER_MIN,
+      maxKeys,
+      now,
+    );
+  }
+
+  /**
+   * Starts an attempt for `username` from `ip`: null when either is throttled (answer 429,
+   * do not check the password), else a handle whose `succeeded()` refunds the attempt.
+   */
+  attempt(username: string, ip: string): LoginAttempt | null {
+    const u = this.#users.get(username);
+    const a = this.#ips.get(ip);
+    if (!u.has() || !a.has()) return null;
+    u.take();
+    a.take();
+    let done = false;
+    return {
+      succeeded() {
+        if (done) return;
+        done = true;
+        u.refund();
+        a.refund();
+      },
+    };
+  }
+
+  /** Buckets held (usernames, addresses): for tests and metrics. */
+  get size(): { users: number; ips: number } {
+    return { users: this.#users.size, ips: this.#ips.size };
+  }
+}

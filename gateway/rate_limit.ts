@@ -1,0 +1,177 @@
+/**
+ * Rate limits of WebSocket traffic: token buckets per connection and per user (across that user's
+ * connections on this node), one pair per budget.
+ *
+ * Budgets: `request` (every op that is not a message or presence op, and acks), `message` (ops
+ * that store or relay a message, e.g. `send`), `presence` (presence/typing updates). Each bucket
+ * holds up to twice its rate (a burst of two seconds' worth) and refills continuously. A frame is
+ * let through only when both the connection's and the user's bucket of its budget have a token, so
+ * opening more connections does not multiply a user's allowance on one node.
+ *
+ * A refused frame is answered `rate_limited` by the session; a connection that keeps flooding
+ * (more than `floodCloseAfter` refusals in a row, without a single allowed frame in between) is
+ * closed with 1008. The limits are per node: a user spread over N nodes gets up to N times the
+ * per-user allowance, which the per-connection limits still bound.
+ *
+ * @module
+ */
+
+/** Which budget a frame draws from. */
+export type RateBudget = "request" | "message" | "presence";
+
+/** Rate (per second) of one budget, per connection and per user. */
+export interface BudgetRates {
+  perConnection: number;
+  perUser: number;
+}
+
+/** The rate limits of a node. */
+export interface RateLimits {
+  request: BudgetRates;
+  message: BudgetRates;
+  presence: BudgetRates;
+  /** Refusals in a row after which the connection is closed with 1008. */
+  floodCloseAfter: number;
+}
+
+/** Defaults (also documented in README.md and docs/security.md). */
+export const DEFAULT_RATE_LIMITS: Readonly<RateLimits> = Object.freeze({
+  request: { perConnection: 200, perUser: 400 },
+  message: { perConnection: 100, perUser: 200 },
+  presence: { perConnection: 5, perUser: 10 },
+  floodCloseAfter: 100,
+});
+
+/** A token bucket: `rate` tokens per second, at most `burst` held. Starts full. */
+export class TokenBucket {
+  #tokens: number;
+  #last: number;
+  constructor(
+    readonly rate: number,
+    readonly burst: number = rate * 2,
+    private readonly now: () => number = performance.now.bind(performance),
+  ) {
+    this.#tokens = burst;
+    this.#last = now();
+  }
+
+  #refill(): void {
+    const t = this.now();
+    this.#tokens = Math.min(this.burst, this.#tokens + ((t - this.#last) / 1000) * this.rate);
+    this.#last = t;
+  }
+
+  /** Whether a token is available (refilled to now), without taking it. */
+  has(): boolean {
+    this.#refill();
+    return this.#tokens >= 1;
+  }
+
+  /** Takes one token if available; returns whether it did. */
+  take(): boolean {
+    this.#refill();
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+
+  /** Gives a token back (never above the burst). */
+  refund(): void {
+    this.#tokens = Math.min(this.burst, this.#tokens + 1);
+  }
+
+  /** Whether the bucket has refilled completely (so forgetting it changes nothing). */
+  full(): boolean {
+    this.#refill();
+    return this.#tokens >= this.burst;
+  }
+}
+
+type Buckets = Record<RateBudget, TokenBucket>;
+
+function makeBuckets(
+  limits: RateLimits,
+  which: keyof BudgetRates,
+  now: () => number,
+): Buckets {
+  return {
+    request: new TokenBucket(limits.request[which], limits.request[which] * 2, now),
+    message: new TokenBucket(limits.message[which], limits.message[which] * 2, now),
+    presence: new TokenBucket(limits.presence[which], limits.presence[which] * 2, now),
+  };
+}
+
+/** The outcome of {@link ConnectionLimiter.check}. */
+export type RateDecision = "allow" | "refuse" | "close";
+
+/**
+ * The per-user buckets of one node, shared by that user's connections. Entries live while the
+ * user has a connection here (reference counted), so memory follows the connection count.
+ */
+export class UserRateLimiter {
+  readonly #users = new Map<string, { buckets: Buckets; refs: number }>();
+  constructor(
+    readonly limits: RateLimits = DEFAULT_RATE_LIMITS,
+    private readonly now: () => number = performance.now.bind(performance),
+  ) {}
+
+  /** A limiter for one new connection of `userId`; call `release()` on it when it closes. */
+  connect(userId: string): ConnectionLimiter {
+    let entry = this.#users.get(userId);
+    if (!entry) {
+      entry = { buckets: makeBuckets(this.limits, "perUser", this.now), refs: 0 };
+      this.#users.set(userId, entry);
+    }
+    entry.refs++;
+    const user = entry;
+    let released = false;
+    return new ConnectionLimiter(
+      makeBuckets(this.limits, "perConnection", this.now),
+      user.buckets,
+      this.limits.floodCloseAfter,
+      () => {
+        if (released) return;
+        released = true;
+        if (--user.refs === 0) this.#users.delete(userId);
+      },
+    );
+  }
+
+  /** Users with at least one live connection limiter. */
+  get size(): number {
+    return this.#users.size;
+  }
+}
+
+/** The buckets of one connection plus its user's shared buckets. */
+export class ConnectionLimiter {
+  #strikes = 0;
+  constructor(
+    private readonly own: Buckets,
+    private readonly user: Buckets,
+    private readonly floodCloseAfter: number,
+    private readonly onRelease: () => void,
+  ) {}
+
+  /**
+   * Decides one frame of `budget`: `allow` (tokens taken from both buckets), `refuse` (answer
+   * `rate_limited`, nothing taken), or `close` (the flood went on: close with 1008).
+   */
+  check(budget: RateBudget): RateDecision {
+    const own = this.own[budget];
+    const user = this.user[budget];
+    // Check both before taking either, so a refused frame costs the other bucket nothing.
+    if (own.has() && user.has()) {
+      own.take();
+      user.take();
+      this.#strikes = 0;
+      return "allow";
+    }
+    return ++this.#strikes > this.floodCloseAfter ? "close" : "refuse";
+  }
+
+  /** Drops this connection's share of the user's entry (idempotent). */
+  release(): void {
+    this.onRelease();
+  }
+}
