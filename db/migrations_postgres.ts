@@ -347,6 +347,55 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     sql: SCHEMA_V1,
   },
   {
+    version: 3,
+    description: "message features: media, media references, reactions, hidden messages, read cursors",
+    sql: `
+      CREATE TABLE media (
+        media_id text COLLATE "C" PRIMARY KEY,
+        owner text COLLATE "C" NOT NULL,
+        mime text NOT NULL,
+        size bigint NOT NULL,
+        width integer,
+        height integer,
+        created_at bigint NOT NULL
+      );
+
+      -- Which conversation (and message) carries a media item: who may download it.
+      CREATE TABLE media_refs (
+        media_id text COLLATE "C" NOT NULL,
+        conv text COLLATE "C" NOT NULL,
+        mid text COLLATE "C" NOT NULL,
+        PRIMARY KEY (media_id, conv, mid)
+      );
+      CREATE INDEX media_refs_mid ON media_refs (mid);
+
+      CREATE TABLE message_reactions (
+        mid text COLLATE "C" NOT NULL,
+        emoji text COLLATE "C" NOT NULL,
+        user_id text COLLATE "C" NOT NULL,
+        ts bigint NOT NULL,
+        PRIMARY KEY (mid, emoji, user_id)
+      );
+
+      -- "Delete for me": per user, never shown to that user again.
+      CREATE TABLE message_hidden (
+        user_id text COLLATE "C" NOT NULL,
+        mid text COLLATE "C" NOT NULL,
+        conv text COLLATE "C" NOT NULL,
+        PRIMARY KEY (user_id, mid)
+      );
+
+      CREATE TABLE read_cursors (
+        conv text COLLATE "C" NOT NULL,
+        user_id text COLLATE "C" NOT NULL,
+        cseq bigint NOT NULL,
+        ts bigint NOT NULL,
+        PRIMARY KEY (conv, user_id)
+      ) WITH (fillfactor = 70);
+      CREATE INDEX read_cursors_user ON read_cursors (user_id, conv);
+    `,
+  },
+  {
     version: 5,
     description: "administration: account roles and the audit log",
     sql: `

@@ -94,6 +94,55 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
     `,
   },
   {
+    version: 3,
+    description: "message features: media, media references, reactions, hidden messages, read cursors",
+    sql: `
+      CREATE TABLE media (
+        media_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        mime TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        width INTEGER,
+        height INTEGER,
+        created_at INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+
+      -- Which conversation (and message) carries a media item: who may download it.
+      CREATE TABLE media_refs (
+        media_id TEXT NOT NULL,
+        conv TEXT NOT NULL,
+        mid TEXT NOT NULL,
+        PRIMARY KEY (media_id, conv, mid)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX media_refs_mid ON media_refs (mid);
+
+      CREATE TABLE message_reactions (
+        mid TEXT NOT NULL,
+        emoji TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        PRIMARY KEY (mid, emoji, user_id)
+      ) STRICT, WITHOUT ROWID;
+
+      -- "Delete for me": per user, never shown to that user again.
+      CREATE TABLE message_hidden (
+        user_id TEXT NOT NULL,
+        mid TEXT NOT NULL,
+        conv TEXT NOT NULL,
+        PRIMARY KEY (user_id, mid)
+      ) STRICT, WITHOUT ROWID;
+
+      CREATE TABLE read_cursors (
+        conv TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        cseq INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        PRIMARY KEY (conv, user_id)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX read_cursors_user ON read_cursors (user_id, conv);
+    `,
+  },
+  {
     version: 5,
     description: "administration: account roles and the audit log",
     sql: `

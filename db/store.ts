@@ -143,6 +143,69 @@ export interface AuditEntry extends AuditEntryInput {
   id: number;
 }
 
+// ---- message features (media, reactions, edits, hiding, read receipts): types ----
+
+/** An uploaded media item (its bytes live in the blob store under `mediaId`). */
+export interface MediaRecord {
+  /** `md_` + 20 base32 characters. */
+  mediaId: string;
+  /** The uploader. */
+  owner: string;
+  /** The media type sniffed from the bytes (e.g. `image/png`). */
+  mime: string;
+  /** Bytes. */
+  size: number;
+  /** Pixel size of images (null for other media). */
+  width: number | null;
+  height: number | null;
+  /** Milliseconds since the epoch. */
+  createdAt: number;
+}
+
+/** A message of a conversation, by server id or by conversation sequence. */
+export type MessageRef = { mid: string } | { cseq: number };
+
+/** The reactions of one emoji on one message: how many, and who (in the order they reacted). */
+export interface ReactionSummary {
+  emoji: string;
+  count: number;
+  users: string[];
+}
+
+/** A history entry as one user sees it: the message with its reactions. */
+export interface HistoryMessage extends StoredMessage {
+  /** Per emoji, ordered by the first reaction; empty when none. */
+  reactions: ReactionSummary[];
+}
+
+/** A user's cumulative read position in a conversation. */
+export interface ReadCursor {
+  userId: string;
+  /** Every message up to this `cseq` is read. */
+  cseq: number;
+  /** When it last moved, ms since the epoch. */
+  ts: number;
+}
+
+/** One conversation found in a slice of a user's inbox. */
+export interface InboxConversation {
+  conv: string;
+  /** Lowest and highest `cseq` of the conversation's messages in the slice. */
+  firstCseq: number;
+  lastCseq: number;
+  /** Highest inbox `seq` of those messages. */
+  lastSeq: number;
+}
+
+/** What {@link Store.scanInboxConversations} found. */
+export interface InboxScan {
+  convs: InboxConversation[];
+  /** Inbox entries read (fewer than the limit: the scan reached the end). */
+  scanned: number;
+  /** Highest `seq` read (the `after` given when nothing was read). */
+  lastSeq: number;
+}
+
 /** The storage port. See the module doc for the guarantees. */
 export interface Store {
   /** Applies pending versioned migrations (idempotent, safe to call from several nodes). */
@@ -189,7 +252,10 @@ export interface Store {
   append(requests: AppendRequest[]): Promise<AppendResult[]>;
   /** The message stored for `(from, cmid)`, if any. */
   findByCmid(from: string, cmid: string): Promise<StoredMessage | null>;
-  /** Inbox entries with `seq > after`, ascending, at most `limit`. */
+  /**
+   * Inbox entries with `seq > after`, ascending, at most `limit`; entries the user hid
+   * ({@link Store.hideMessage}) are skipped.
+   */
   readInbox(userId: string, after: number, limit: number): Promise<InboxEntry[]>;
   /** The user's latest inbox seq (0 when empty). */
   latestSeq(userId: string): Promise<number>;
@@ -231,4 +297,132 @@ export interface Store {
    * `after` (paging; null from the start), at most `limit`.
    */
   listSnapshotActors(kind: string, after: string | null, limit: number): Promise<string[]>;
+  // ---- message features (media, reactions, edits, hiding, read receipts) ----
+  // Writes made by a conversation actor are fenced by its epoch (FencedError when stale).
+  /** Records an uploaded media item. */
+  createMedia(media: MediaRecord): Promise<void>;
+  getMedia(mediaId: string): Promise<MediaRecord | null>;
+  /** Records that message `mid` of `conv` carries `mediaId` (idempotent); fenced. */
+  addMediaRef(
+    actorId: string,
+    epoch: number,
+    mediaId: string,
+    conv: string,
+    mid: string,
+  ): Promise<void>;
+  /** The conversations a media item was sent in (by a message still carrying it). */
+  mediaConversations(mediaId: string): Promise<string[]>;
+  /** One message of `conv`, or null (a message of another conversation is never returned). */
+  getMessage(conv: string, ref: MessageRef): Promise<StoredMessage | null>;
+  /**
+   * Replaces the body of message `mid` of `conv` (edit, recall); with `dropMediaRefs` also
+   * forgets which media it carried, in the same transaction. Fenced. Resolves false when there
+   * is no such message.
+   */
+  updateMessageBody(
+    actorId: string,
+    epoch: number,
+    conv: string,
+    mid: string,
+    body: Record<string, unknown>,
+    dropMediaRefs?: boolean,
+  ): Promise<boolean>;
+  /**
+   * Adds (`on`) or removes `userId`'s reaction `emoji` on message `mid` (idempotent both ways)
+   * and resolves the message's reactions after the change. Fenced.
+   */
+  setReaction(
+    actorId: string,
+    epoch: number,
+    mid: string,
+    userId: string,
+    emoji: string,
+    on: boolean,
+    ts: number,
+  ): Promise<ReactionSummary[]>;
+  /**
+   * Hides message `mid` of `conv` from `userId` only ("delete for me", idempotent): it leaves
+   * that user's `historyFor` and `readInbox` (its inbox `seq` is skipped, never reused). Fenced.
+   */
+  hideMessage(
+    actorId: string,
+    epoch: number,
+    userId: string,
+    conv: string,
+    mid: string,
+  ): Promise<void>;
+  /** {@link Store.history} as `userId` sees it: without messages they hid, with reactions. */
+  historyFor(
+    userId: string,
+    conv: string,
+    before: number | null,
+    limit: number,
+  ): Promise<HistoryMessage[]>;
+  /**
+   * Moves `userId`'s read cursor in `conv` forward to `cseq` (never back) and resolves the
+   * cursor after the call. Fenced.
+   */
+  saveReadCursor(
+    actorId: string,
+    epoch: number,
+    conv: string,
+    userId: string,
+    cseq: number,
+    ts: number,
+  ): Promise<number>;
+  /** Every read cursor of a conversation. */
+  readCursors(conv: string): Promise<ReadCursor[]>;
+  /** `userId`'s read cursor in each of `convs` that has one. */
+  userReadCursors(userId: string, convs: string[]): Promise<Record<string, number>>;
+  /**
+   * The conversations of `userId`'s inbox entries with `seq > after`, reading at most `limit`
+   * entries in `seq` order (incremental: call again from `lastSeq` while `scanned === limit`).
+   */
+  scanInboxConversations(userId: string, after: number, limit: number): Promise<InboxScan>;
+  /** The messages at the given (conv, cseq) positions that exist, in no particular order. */
+  messagesAt(refs: { conv: string; cseq: number }[]): Promise<StoredMessage[]>;
+  /**
+   * Per conversation, how many messages with `after < cseq <= upTo` were sent by someone other
+   * than `userId` and not hidden by them, counting at most `cap` per conversation.
+   */
+  unreadCounts(
+    userId: string,
+    ranges: { conv: string; after: number; upTo: number }[],
+    cap: number,
+  ): Promise<Record<string, number>>;
+  // ---- social: profiles, user search, follows (migration 2; see "Social" below) ----
+  /**
+   * The profiles of the given ids that name existing accounts (disabled ones included), in no
+   * particular order. An account that never set a profile has empty fields.
+   */
+  getProfiles(userIds: string[]): Promise<Profile[]>;
+  /**
+   * Sets the fields `patch` names (others keep their value) and answers the whole profile, or
+   * null when the account does not exist. The display name's search key is written with it.
+   */
+  updateProfile(userId: string, patch: ProfilePatch, at: number): Promise<Profile | null>;
+  /**
+   * Enabled accounts whose username or display name starts with `prefix` (compared after
+   * {@link searchKey}), ordered by the matching key then user id, those after `after`, at most
+   * `limit`; `next` is the cursor of the last one when more may follow. Each account appears at
+   * most once per search (by its username when both match). Reads only index ranges: the work
+   * is bounded by `limit`, not by how many accounts match.
+   */
+  searchUsers(prefix: string, after: SearchCursor | null, limit: number): Promise<SearchPage>;
+  /** Records that `follower` follows `followee`; true when the edge is new. Both must exist. */
+  follow(follower: string, followee: string, at: number): Promise<boolean>;
+  /** Removes the edge; true when it existed. */
+  unfollow(follower: string, followee: string): Promise<boolean>;
+  /** How many accounts follow `userId` and how many it follows. */
+  followCounts(userId: string): Promise<{ followers: number; following: number }>;
+  /**
+   * One page of `userId`'s followers (`kind` "followers") or followees ("following"), newest
+   * edge first (ties by user id, descending), those strictly after `after`, at most `limit`.
+   */
+  listFollows(
+    userId: string,
+    kind: "followers" | "following",
+    after: FollowCursor | null,
+    limit: number,
+  ): Promise<FollowEntry[]>;
 }

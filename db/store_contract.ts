@@ -19,6 +19,7 @@ import type {
   StoredMessage,
   UserRecord,
 } from "./store.ts";
+import { MESSAGE_FEATURE_STEPS } from "./store_contract_messages.ts";
 
 /** A store to test, and how to release it. */
 export interface StoreUnderTest {
@@ -931,6 +932,8 @@ const STEPS: [string, Step][] = [
       assert.deepEqual(await store.listSnapshotActors(kind, `${kind}/b`, 2), [`${kind}/c`]);
     },
   ],
+  // ---- message features (store_contract_messages.ts) ----
+  ...MESSAGE_FEATURE_STEPS,
 ];
 
 // ---- the concurrency property ----

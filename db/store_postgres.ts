@@ -23,6 +23,12 @@ import type {
   AckCursor,
   AppendRequest,
   AppendResult,
+  HistoryMessage,
+  InboxScan,
+  MediaRecord,
+  MessageRef,
+  ReactionSummary,
+  ReadCursor,
   AuditEntry,
   AuditEntryInput,
   InboxEntry,
@@ -389,6 +395,8 @@ class PostgresStore implements Store {
                m.body
         FROM inbox i JOIN messages m ON m.mid = i.mid
         WHERE i.user_id = ${userId} AND i.seq > ${after}
+          AND NOT EXISTS (
+            SELECT 1 FROM message_hidden h WHERE h.user_id = i.user_id AND h.mid = i.mid)
         ORDER BY i.seq
         LIMIT ${limit}`;
       return rows.map((row) => ({ seq: row.seq as number, message: toMessage(row) }));
@@ -524,6 +532,258 @@ class PostgresStore implements Store {
       return rows.map((r) => r.actor_id as string);
     });
   }
+
+  // ---- message features (media, reactions, edits, hiding, read receipts) ----
+
+  /**
+   * Runs `write` in a transaction after raising the actor's epoch (im_fence); a stale epoch
+   * rolls back with FencedError before anything is written.
+   */
+  #fenced<T>(actorId: string, epoch: number, write: (tx: Sql) => Promise<T>): Promise<T> {
+    return this.#idempotent((sql) =>
+      sql.begin(async (tx) => {
+        const t = tx as unknown as Sql;
+        const [{ stored }] = await t`SELECT im_fence(${actorId}, ${epoch}) AS stored`;
+        checkFence(actorId, epoch, stored as number);
+        return await write(t);
+      }) as Promise<T>
+    );
+  }
+
+  createMedia(media: MediaRecord): Promise<void> {
+    return this.#call(async (sql) => {
+      await sql`
+        INSERT INTO media (media_id, owner, mime, size, width, height, created_at)
+        VALUES (${media.mediaId}, ${media.owner}, ${media.mime}, ${media.size}, ${media.width},
+                ${media.height}, ${media.createdAt})`;
+    });
+  }
+
+  getMedia(mediaId: string): Promise<MediaRecord | null> {
+    return this.#idempotent(async (sql) => {
+      const [row] = await sql`SELECT * FROM media WHERE media_id = ${mediaId}`;
+      return row ? toMedia(row) : null;
+    });
+  }
+
+  addMediaRef(
+    actorId: string,
+    epoch: number,
+    mediaId: string,
+    conv: string,
+    mid: string,
+  ): Promise<void> {
+    return this.#fenced(actorId, epoch, async (tx) => {
+      await tx`
+        INSERT INTO media_refs (media_id, conv, mid) VALUES (${mediaId}, ${conv}, ${mid})
+        ON CONFLICT DO NOTHING`;
+    });
+  }
+
+  mediaConversations(mediaId: string): Promise<string[]> {
+    return this.#idempotent(async (sql) => {
+      const rows = await sql`
+        SELECT DISTINCT conv FROM media_refs WHERE media_id = ${mediaId} ORDER BY conv`;
+      return rows.map((r) => r.conv as string);
+    });
+  }
+
+  getMessage(conv: string, ref: MessageRef): Promise<StoredMessage | null> {
+    return this.#idempotent(async (sql) => {
+      const [row] = "mid" in ref
+        ? await sql`
+          SELECT ${sql.unsafe(MESSAGE_COLUMNS)} FROM messages
+          WHERE mid = ${ref.mid} AND conv = ${conv}`
+        : await sql`
+          SELECT ${sql.unsafe(MESSAGE_COLUMNS)} FROM messages
+          WHERE conv = ${conv} AND cseq = ${ref.cseq}`;
+      return row ? toMessage(row) : null;
+    });
+  }
+
+  updateMessageBody(
+    actorId: string,
+    epoch: number,
+    conv: string,
+    mid: string,
+    body: Record<string, unknown>,
+    dropMediaRefs = false,
+  ): Promise<boolean> {
+    const text = JSON.stringify(body);
+    return this.#fenced(actorId, epoch, async (tx) => {
+      const rows = await tx`
+        UPDATE messages SET body = ${text}::text::json WHERE mid = ${mid} AND conv = ${conv}
+        RETURNING 1`;
+      if (rows.length === 0) return false;
+      if (dropMediaRefs) await tx`DELETE FROM media_refs WHERE mid = ${mid}`;
+      return true;
+    });
+  }
+
+  setReaction(
+    actorId: string,
+    epoch: number,
+    mid: string,
+    userId: string,
+    emoji: string,
+    on: boolean,
+    ts: number,
+  ): Promise<ReactionSummary[]> {
+    return this.#fenced(actorId, epoch, async (tx) => {
+      if (on) {
+        await tx`
+          INSERT INTO message_reactions (mid, emoji, user_id, ts)
+          VALUES (${mid}, ${emoji}, ${userId}, ${ts})
+          ON CONFLICT DO NOTHING`;
+      } else {
+        await tx`
+          DELETE FROM message_reactions
+          WHERE mid = ${mid} AND emoji = ${emoji} AND user_id = ${userId}`;
+      }
+      return (await reactionsOf(tx, [mid])).get(mid) ?? [];
+    });
+  }
+
+  hideMessage(
+    actorId: string,
+    epoch: number,
+    userId: string,
+    conv: string,
+    mid: string,
+  ): Promise<void> {
+    return this.#fenced(actorId, epoch, async (tx) => {
+      await tx`
+        INSERT INTO message_hidden (user_id, mid, conv) VALUES (${userId}, ${mid}, ${conv})
+        ON CONFLICT DO NOTHING`;
+    });
+  }
+
+  historyFor(
+    userId: string,
+    conv: string,
+    before: number | null,
+    limit: number,
+  ): Promise<HistoryMessage[]> {
+    return this.#idempotent(async (sql) => {
+      if (limit <= 0) return [];
+      const rows = await sql`
+        SELECT ${sql.unsafe(MESSAGE_COLUMNS)} FROM messages m
+        WHERE conv = ${conv} AND cseq < ${before ?? Number.MAX_SAFE_INTEGER}
+          AND NOT EXISTS (
+            SELECT 1 FROM message_hidden h WHERE h.user_id = ${userId} AND h.mid = m.mid)
+        ORDER BY cseq DESC
+        LIMIT ${limit}`;
+      const messages = rows.map(toMessage);
+      const reactions = await reactionsOf(sql, messages.map((m) => m.mid));
+      return messages.map((m) => ({ ...m, reactions: reactions.get(m.mid) ?? [] }));
+    });
+  }
+
+  saveReadCursor(
+    actorId: string,
+    epoch: number,
+    conv: string,
+    userId: string,
+    cseq: number,
+    ts: number,
+  ): Promise<number> {
+    return this.#fenced(actorId, epoch, async (tx) => {
+      await tx`
+        INSERT INTO read_cursors AS r (conv, user_id, cseq, ts)
+        VALUES (${conv}, ${userId}, ${cseq}, ${ts})
+        ON CONFLICT (conv, user_id) DO UPDATE SET cseq = excluded.cseq, ts = excluded.ts
+        WHERE r.cseq < excluded.cseq`;
+      const [row] = await tx`
+        SELECT cseq FROM read_cursors WHERE conv = ${conv} AND user_id = ${userId}`;
+      return row.cseq as number;
+    });
+  }
+
+  readCursors(conv: string): Promise<ReadCursor[]> {
+    return this.#idempotent(async (sql) => {
+      const rows = await sql`
+        SELECT user_id, cseq, ts FROM read_cursors WHERE conv = ${conv} ORDER BY user_id`;
+      return rows.map((r) => ({
+        userId: r.user_id as string,
+        cseq: r.cseq as number,
+        ts: r.ts as number,
+      }));
+    });
+  }
+
+  userReadCursors(userId: string, convs: string[]): Promise<Record<string, number>> {
+    return this.#idempotent(async (sql) => {
+      const out: Record<string, number> = {};
+      if (convs.length === 0) return out;
+      const rows = await sql`
+        SELECT conv, cseq FROM read_cursors
+        WHERE user_id = ${userId}
+          AND conv IN (SELECT json_array_elements_text(${JSON.stringify(convs)}::text::json))`;
+      for (const r of rows) out[r.conv as string] = r.cseq as number;
+      return out;
+    });
+  }
+
+  scanInboxConversations(userId: string, after: number, limit: number): Promise<InboxScan> {
+    return this.#idempotent(async (sql) => {
+      if (limit <= 0) return { convs: [], scanned: 0, lastSeq: after };
+      const rows = await sql`
+        SELECT m.conv, min(m.cseq) AS first_cseq, max(m.cseq) AS last_cseq,
+               max(i.seq) AS last_seq, count(*)::int AS n
+        FROM (SELECT seq, mid FROM inbox WHERE user_id = ${userId} AND seq > ${after}
+              ORDER BY seq LIMIT ${limit}) i
+        JOIN messages m ON m.mid = i.mid
+        GROUP BY m.conv`;
+      let scanned = 0;
+      let lastSeq = after;
+      const convs = rows.map((r) => {
+        scanned += r.n as number;
+        lastSeq = Math.max(lastSeq, r.last_seq as number);
+        return {
+          conv: r.conv as string,
+          firstCseq: r.first_cseq as number,
+          lastCseq: r.last_cseq as number,
+          lastSeq: r.last_seq as number,
+        };
+      });
+      return { convs, scanned, lastSeq };
+    });
+  }
+
+  messagesAt(refs: { conv: string; cseq: number }[]): Promise<StoredMessage[]> {
+    return this.#idempotent(async (sql) => {
+      if (refs.length === 0) return [];
+      const rows = await sql`
+        SELECT ${sql.unsafe(MESSAGE_COLUMNS.split(", ").map((c) => `m.${c}`).join(", "))}
+        FROM json_to_recordset(${JSON.stringify(refs)}::text::json) AS x(conv text, cseq bigint)
+        JOIN messages m ON m.conv = x.conv AND m.cseq = x.cseq`;
+      return rows.map(toMessage);
+    });
+  }
+
+  unreadCounts(
+    userId: string,
+    ranges: { conv: string; after: number; upTo: number }[],
+    cap: number,
+  ): Promise<Record<string, number>> {
+    return this.#idempotent(async (sql) => {
+      const out: Record<string, number> = {};
+      if (ranges.length === 0) return out;
+      const rows = await sql`
+        SELECT x.conv, (
+          SELECT count(*)::int FROM (
+            SELECT 1 FROM messages m
+            WHERE m.conv = x.conv AND m.cseq > x.after AND m.cseq <= x."upTo"
+              AND m.sender <> ${userId}
+              AND NOT EXISTS (
+                SELECT 1 FROM message_hidden h WHERE h.user_id = ${userId} AND h.mid = m.mid)
+            LIMIT ${cap}) s) AS n
+        FROM json_to_recordset(${JSON.stringify(ranges)}::text::json)
+          AS x(conv text, after bigint, "upTo" bigint)`;
+      for (const r of rows) out[r.conv as string] = r.n as number;
+      return out;
+    });
+  }
 }
 
 /** The im_* functions return the stored epoch after the write: above ours means fenced. */
@@ -564,6 +824,38 @@ function toMessage(row: Row): StoredMessage {
     body: row.body as Record<string, unknown>,
     cmid: row.cmid as string,
   };
+}
+
+function toMedia(row: Row): MediaRecord {
+  return {
+    mediaId: row.media_id as string,
+    owner: row.owner as string,
+    mime: row.mime as string,
+    size: row.size as number,
+    width: row.width === null ? null : (row.width as number),
+    height: row.height === null ? null : (row.height as number),
+    createdAt: row.created_at as number,
+  };
+}
+
+/** Reactions of the given messages, aggregated per emoji (ordered by first reaction). */
+async function reactionsOf(sql: Sql, mids: string[]): Promise<Map<string, ReactionSummary[]>> {
+  const out = new Map<string, ReactionSummary[]>();
+  if (mids.length === 0) return out;
+  const rows = await sql`
+    SELECT mid, emoji, user_id FROM message_reactions
+    WHERE mid IN (SELECT json_array_elements_text(${JSON.stringify(mids)}::text::json))
+    ORDER BY mid, ts, user_id`;
+  for (const r of rows) {
+    const mid = r.mid as string;
+    let list = out.get(mid);
+    if (!list) out.set(mid, list = []);
+    let entry = list.find((e) => e.emoji === r.emoji);
+    if (!entry) list.push(entry = { emoji: r.emoji as string, count: 0, users: [] });
+    entry.count++;
+    entry.users.push(r.user_id as string);
+  }
+  return out;
 }
 
 /** Driver error codes (Node-style and postgres.js's own) of a lost or unreachable server. */

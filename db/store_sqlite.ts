@@ -23,7 +23,13 @@ import type {
   AppendResult,
   AuditEntry,
   AuditEntryInput,
+  HistoryMessage,
   InboxEntry,
+  InboxScan,
+  MediaRecord,
+  MessageRef,
+  ReactionSummary,
+  ReadCursor,
   Recipient,
   RefreshTokenRecord,
   Snapshot,
@@ -432,6 +438,8 @@ class SqliteStore implements Store {
                 m.body
          FROM inbox i JOIN messages m ON m.mid = i.mid
          WHERE i.user_id = ? AND i.seq > ?
+           AND NOT EXISTS (
+             SELECT 1 FROM message_hidden h WHERE h.user_id = i.user_id AND h.mid = i.mid)
          ORDER BY i.seq
          LIMIT ?`,
       ).all(userId, after, limit);
@@ -573,6 +581,260 @@ class SqliteStore implements Store {
       return rows.map((r) => r.actor_id as string);
     });
   }
+
+  // ---- message features (media, reactions, edits, hiding, read receipts) ----
+
+  createMedia(media: MediaRecord): Promise<void> {
+    return this.#call(() => {
+      this.#st(
+        `INSERT INTO media (media_id, owner, mime, size, width, height, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        media.mediaId,
+        media.owner,
+        media.mime,
+        media.size,
+        media.width,
+        media.height,
+        media.createdAt,
+      );
+    });
+  }
+
+  getMedia(mediaId: string): Promise<MediaRecord | null> {
+    return this.#call(() => {
+      const row = this.#st("SELECT * FROM media WHERE media_id = ?").get(mediaId);
+      return row ? toMedia(row) : null;
+    });
+  }
+
+  addMediaRef(
+    actorId: string,
+    epoch: number,
+    mediaId: string,
+    conv: string,
+    mid: string,
+  ): Promise<void> {
+    return this.#call(() =>
+      this.#tx(() => {
+        this.#fence(actorId, epoch);
+        this.#st(
+          `INSERT INTO media_refs (media_id, conv, mid) VALUES (?, ?, ?)
+           ON CONFLICT DO NOTHING`,
+        ).run(mediaId, conv, mid);
+      })
+    );
+  }
+
+  mediaConversations(mediaId: string): Promise<string[]> {
+    return this.#call(() =>
+      this.#st("SELECT DISTINCT conv FROM media_refs WHERE media_id = ? ORDER BY conv")
+        .all(mediaId)
+        .map((r) => r.conv as string)
+    );
+  }
+
+  getMessage(conv: string, ref: MessageRef): Promise<StoredMessage | null> {
+    return this.#call(() => {
+      const row = "mid" in ref
+        ? this.#st(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE mid = ? AND conv = ?`)
+          .get(ref.mid, conv)
+        : this.#st(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv = ? AND cseq = ?`)
+          .get(conv, ref.cseq);
+      return row ? toMessage(row) : null;
+    });
+  }
+
+  updateMessageBody(
+    actorId: string,
+    epoch: number,
+    conv: string,
+    mid: string,
+    body: Record<string, unknown>,
+    dropMediaRefs = false,
+  ): Promise<boolean> {
+    return this.#call(() =>
+      this.#tx(() => {
+        this.#fence(actorId, epoch);
+        const { changes } = this.#st("UPDATE messages SET body = ? WHERE mid = ? AND conv = ?")
+          .run(JSON.stringify(body), mid, conv);
+        if (Number(changes) === 0) return false;
+        if (dropMediaRefs) this.#st("DELETE FROM media_refs WHERE mid = ?").run(mid);
+        return true;
+      })
+    );
+  }
+
+  setReaction(
+    actorId: string,
+    epoch: number,
+    mid: string,
+    userId: string,
+    emoji: string,
+    on: boolean,
+    ts: number,
+  ): Promise<ReactionSummary[]> {
+    return this.#call(() =>
+      this.#tx(() => {
+        this.#fence(actorId, epoch);
+        if (on) {
+          this.#st(
+            `INSERT INTO message_reactions (mid, emoji, user_id, ts) VALUES (?, ?, ?, ?)
+             ON CONFLICT DO NOTHING`,
+          ).run(mid, emoji, userId, ts);
+        } else {
+          this.#st("DELETE FROM message_reactions WHERE mid = ? AND emoji = ? AND user_id = ?")
+            .run(mid, emoji, userId);
+        }
+        return this.#reactions([mid]).get(mid) ?? [];
+      })
+    );
+  }
+
+  /** Reactions of the given messages, aggregated per emoji (ordered by first reaction). */
+  #reactions(mids: string[]): Map<string, ReactionSummary[]> {
+    if (mids.length === 0) return new Map();
+    const rows = this.#st(
+      `SELECT mid, emoji, user_id, ts FROM message_reactions
+       WHERE mid IN (SELECT value FROM json_each(?))
+       ORDER BY mid, ts, user_id`,
+    ).all(JSON.stringify(mids));
+    return aggregateReactions(rows);
+  }
+
+  hideMessage(
+    actorId: string,
+    epoch: number,
+    userId: string,
+    conv: string,
+    mid: string,
+  ): Promise<void> {
+    return this.#call(() =>
+      this.#tx(() => {
+        this.#fence(actorId, epoch);
+        this.#st(
+          `INSERT INTO message_hidden (user_id, mid, conv) VALUES (?, ?, ?)
+           ON CONFLICT DO NOTHING`,
+        ).run(userId, mid, conv);
+      })
+    );
+  }
+
+  historyFor(
+    userId: string,
+    conv: string,
+    before: number | null,
+    limit: number,
+  ): Promise<HistoryMessage[]> {
+    return this.#call(() => {
+      if (limit <= 0) return [];
+      const rows = this.#st(
+        `SELECT ${MESSAGE_COLUMNS} FROM messages m
+         WHERE conv = ? AND cseq < ?
+           AND NOT EXISTS (SELECT 1 FROM message_hidden h WHERE h.user_id = ? AND h.mid = m.mid)
+         ORDER BY cseq DESC
+         LIMIT ?`,
+      ).all(conv, before ?? Number.MAX_SAFE_INTEGER, userId, limit);
+      const messages = rows.map(toMessage);
+      const reactions = this.#reactions(messages.map((m) => m.mid));
+      return messages.map((m) => ({ ...m, reactions: reactions.get(m.mid) ?? [] }));
+    });
+  }
+
+  saveReadCursor(
+    actorId: string,
+    epoch: number,
+    conv: string,
+    userId: string,
+    cseq: number,
+    ts: number,
+  ): Promise<number> {
+    return this.#call(() =>
+      this.#tx(() => {
+        this.#fence(actorId, epoch);
+        this.#st(
+          `INSERT INTO read_cursors (conv, user_id, cseq, ts) VALUES (?, ?, ?, ?)
+           ON CONFLICT (conv, user_id) DO UPDATE SET cseq = excluded.cseq, ts = excluded.ts
+           WHERE read_cursors.cseq < excluded.cseq`,
+        ).run(conv, userId, cseq, ts);
+        const row = this.#st("SELECT cseq FROM read_cursors WHERE conv = ? AND user_id = ?")
+          .get(conv, userId);
+        return row!.cseq as number;
+      })
+    );
+  }
+
+  readCursors(conv: string): Promise<ReadCursor[]> {
+    return this.#call(() =>
+      this.#st("SELECT user_id, cseq, ts FROM read_cursors WHERE conv = ? ORDER BY user_id")
+        .all(conv)
+        .map((r) => ({ userId: r.user_id as string, cseq: r.cseq as number, ts: r.ts as number }))
+    );
+  }
+
+  userReadCursors(userId: string, convs: string[]): Promise<Record<string, number>> {
+    return this.#call(() => {
+      const out: Record<string, number> = {};
+      if (convs.length === 0) return out;
+      const rows = this.#st(
+        `SELECT conv, cseq FROM read_cursors
+         WHERE user_id = ? AND conv IN (SELECT value FROM json_each(?))`,
+      ).all(userId, JSON.stringify(convs));
+      for (const r of rows) out[r.conv as string] = r.cseq as number;
+      return out;
+    });
+  }
+
+  scanInboxConversations(userId: string, after: number, limit: number): Promise<InboxScan> {
+    return this.#call(() => {
+      if (limit <= 0) return { convs: [], scanned: 0, lastSeq: after };
+      const rows = this.#st(
+        `SELECT m.conv AS conv, min(m.cseq) AS first_cseq, max(m.cseq) AS last_cseq,
+                max(i.seq) AS last_seq, count(*) AS n
+         FROM (SELECT seq, mid FROM inbox WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?) i
+         JOIN messages m ON m.mid = i.mid
+         GROUP BY m.conv`,
+      ).all(userId, after, limit);
+      return toInboxScan(rows, after);
+    });
+  }
+
+  messagesAt(refs: { conv: string; cseq: number }[]): Promise<StoredMessage[]> {
+    return this.#call(() => {
+      if (refs.length === 0) return [];
+      const rows = this.#st(
+        `SELECT ${MESSAGE_COLUMNS} FROM messages
+         WHERE (conv, cseq) IN (
+           SELECT json_extract(value, '$.conv'), json_extract(value, '$.cseq')
+           FROM json_each(?))`,
+      ).all(JSON.stringify(refs));
+      return rows.map(toMessage);
+    });
+  }
+
+  unreadCounts(
+    userId: string,
+    ranges: { conv: string; after: number; upTo: number }[],
+    cap: number,
+  ): Promise<Record<string, number>> {
+    return this.#call(() => {
+      const out: Record<string, number> = {};
+      const count = this.#st(
+        `SELECT count(*) AS n FROM (
+           SELECT 1 FROM messages m
+           WHERE m.conv = ? AND m.cseq > ? AND m.cseq <= ? AND m.sender <> ?
+             AND NOT EXISTS (
+               SELECT 1 FROM message_hidden h WHERE h.user_id = ? AND h.mid = m.mid)
+           LIMIT ?)`,
+      );
+      for (const r of ranges) {
+        out[r.conv] = r.upTo <= r.after
+          ? 0
+          : Number(count.get(r.conv, r.after, r.upTo, userId, userId, cap)!.n);
+      }
+      return out;
+    });
+  }
 }
 
 function normalizeRecipient(to: Recipient): Recipient {
@@ -612,6 +874,49 @@ function toMessage(row: Row): StoredMessage {
     body: JSON.parse(row.body as string),
     cmid: row.cmid as string,
   };
+}
+
+function toMedia(row: Row): MediaRecord {
+  return {
+    mediaId: row.media_id as string,
+    owner: row.owner as string,
+    mime: row.mime as string,
+    size: row.size as number,
+    width: row.width === null ? null : (row.width as number),
+    height: row.height === null ? null : (row.height as number),
+    createdAt: row.created_at as number,
+  };
+}
+
+/** Rows `(mid, emoji, user_id)` ordered by mid, then reaction time → summaries per message. */
+function aggregateReactions(rows: Row[]): Map<string, ReactionSummary[]> {
+  const out = new Map<string, ReactionSummary[]>();
+  for (const r of rows) {
+    const mid = r.mid as string;
+    let list = out.get(mid);
+    if (!list) out.set(mid, list = []);
+    let entry = list.find((e) => e.emoji === r.emoji);
+    if (!entry) list.push(entry = { emoji: r.emoji as string, count: 0, users: [] });
+    entry.count++;
+    entry.users.push(r.user_id as string);
+  }
+  return out;
+}
+
+function toInboxScan(rows: Row[], after: number): InboxScan {
+  let scanned = 0;
+  let lastSeq = after;
+  const convs = rows.map((r) => {
+    scanned += Number(r.n);
+    lastSeq = Math.max(lastSeq, r.last_seq as number);
+    return {
+      conv: r.conv as string,
+      firstCseq: r.first_cseq as number,
+      lastCseq: r.last_cseq as number,
+      lastSeq: r.last_seq as number,
+    };
+  });
+  return { convs, scanned, lastSeq };
 }
 
 // SQLite primary result codes that mean the data cannot be reached right now, rather than that
