@@ -390,39 +390,4 @@ export interface Store {
     ranges: { conv: string; after: number; upTo: number }[],
     cap: number,
   ): Promise<Record<string, number>>;
-  // ---- social: profiles, user search, follows (migration 2; see "Social" below) ----
-  /**
-   * The profiles of the given ids that name existing accounts (disabled ones included), in no
-   * particular order. An account that never set a profile has empty fields.
-   */
-  getProfiles(userIds: string[]): Promise<Profile[]>;
-  /**
-   * Sets the fields `patch` names (others keep their value) and answers the whole profile, or
-   * null when the account does not exist. The display name's search key is written with it.
-   */
-  updateProfile(userId: string, patch: ProfilePatch, at: number): Promise<Profile | null>;
-  /**
-   * Enabled accounts whose username or display name starts with `prefix` (compared after
-   * {@link searchKey}), ordered by the matching key then user id, those after `after`, at most
-   * `limit`; `next` is the cursor of the last one when more may follow. Each account appears at
-   * most once per search (by its username when both match). Reads only index ranges: the work
-   * is bounded by `limit`, not by how many accounts match.
-   */
-  searchUsers(prefix: string, after: SearchCursor | null, limit: number): Promise<SearchPage>;
-  /** Records that `follower` follows `followee`; true when the edge is new. Both must exist. */
-  follow(follower: string, followee: string, at: number): Promise<boolean>;
-  /** Removes the edge; true when it existed. */
-  unfollow(follower: string, followee: string): Promise<boolean>;
-  /** How many accounts follow `userId` and how many it follows. */
-  followCounts(userId: string): Promise<{ followers: number; following: number }>;
-  /**
-   * One page of `userId`'s followers (`kind` "followers") or followees ("following"), newest
-   * edge first (ties by user id, descending), those strictly after `after`, at most `limit`.
-   */
-  listFollows(
-    userId: string,
-    kind: "followers" | "following",
-    after: FollowCursor | null,
-    limit: number,
-  ): Promise<FollowEntry[]>;
 }
