@@ -67,17 +67,28 @@ export interface NodeOptions {
 }
 
 /** Starts a node; rejects with a clear error when a dependency is missing. */
-export async function startNode(config: Config, options: NodeOptions = {}): Promise<ImNode> {
+export async function startNode(
+  config: Config,
+  options: NodeOptions = {},
+): Promise<ImNode> {
   const nodeId = newId("n_");
   const logger = options.logger ??
     createLogger({ level: config.logLevel, fields: { node: nodeId } });
   const metrics = new MetricsRegistry();
   const health: Health = { state: "starting" };
 
-  const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const store = await openStore({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+  });
   const cleanups: Array<() => Promise<void>> = [() => store.close()];
   try {
-    const cluster = await clusterAdapters(config, nodeId, logger, options.memoryCluster);
+    const cluster = await clusterAdapters(
+      config,
+      nodeId,
+      logger,
+      options.memoryCluster,
+    );
     cleanups.unshift(cluster.close);
     const { membership, placement, transport } = cluster;
     const secrets = config.jwtSecrets ?? await loadJwtSecrets(config.dataDir);
@@ -96,7 +107,9 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
         logger,
       })
       : null;
-    if (keyReloader) cleanups.unshift(() => Promise.resolve(keyReloader.close()));
+    if (keyReloader) {
+      cleanups.unshift(() => Promise.resolve(keyReloader.close()));
+    }
     const commits = new GroupCommit(store);
     cleanups.unshift(() => commits.close());
     const registry = new ConnectionRegistry();
@@ -161,7 +174,10 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
         logger,
         metrics: gatewayMetrics(metrics),
         limits: new UserRateLimiter({
-          request: { perConnection: config.rateLimitPerSec, perUser: config.userRateLimitPerSec },
+          request: {
+            perConnection: config.rateLimitPerSec,
+            perUser: config.userRateLimitPerSec,
+          },
           message: {
             perConnection: config.messageRatePerSec,
             perUser: config.userMessageRatePerSec,
@@ -175,6 +191,11 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
       },
     });
     registerNodeMetrics(metrics, host, registry);
+    metrics.gauge(
+      "im_commit_queue",
+      "Appends waiting for the group commit",
+      () => commits.pending,
+    );
 
     const tls = config.tlsCertFile && config.tlsKeyFile
       ? {
@@ -189,12 +210,33 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
       ...tls,
     }, app.fetch);
     const port = server.addr.port;
-    const addrHost = config.hostname === "0.0.0.0" ? "127.0.0.1" : config.hostname;
+    const addrHost = config.hostname === "0.0.0.0"
+      ? "127.0.0.1"
+      : config.hostname;
     const url = `${"cert" in tls ? "https" : "http"}://${addrHost}:${port}`;
-    await membership.join({ id: nodeId, address: url, startedAt: Date.now() });
+    const self = { id: nodeId, address: url, startedAt: Date.now() };
+    await membership.join(self);
+    // A node that lost its membership (it could not heartbeat for a TTL: a stall, or Redis was
+    // unreachable) has dropped every actor; it joins again as soon as it can, so it recovers by
+    // itself when the dependency returns. Its next activations take fresh epochs.
+    let rejoinTimer: ReturnType<typeof setTimeout> | undefined;
+    let leaving = false;
+    const rejoin = () => {
+      rejoinTimer = undefined;
+      if (leaving) return;
+      membership.join(self).then(
+        () => logger.warn("rejoined the cluster"),
+        () => {
+          if (!leaving) rejoinTimer = setTimeout(rejoin, config.heartbeatMs);
+        },
+      );
+    };
     membership.onSelfLost(() => {
       logger.error("lost cluster membership: stopping actors (self-fencing)");
       host.dropAll("membership lost");
+      if (!leaving && rejoinTimer === undefined) {
+        rejoinTimer = setTimeout(rejoin, config.heartbeatMs);
+      }
     });
     if (config.mode === "cluster") {
       // Other nodes learn of this one at their next view refresh; until then they would not
@@ -219,12 +261,20 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
       shutdown() {
         stopping ??= (async () => {
           health.state = "draining";
+          leaving = true;
+          clearTimeout(rejoinTimer);
           await host.stopAll();
-          for (const s of sessions) s.close(CloseCode.restarting, "node restarting");
-          await membership.leave().catch((err) => logger.warn("leave failed", { err }));
+          for (const s of sessions) {
+            s.close(CloseCode.restarting, "node restarting");
+          }
+          await membership.leave().catch((err) =>
+            logger.warn("leave failed", { err })
+          );
           await server.shutdown();
           host.close();
-          for (const c of cleanups) await c().catch((err) => logger.warn("close failed", { err }));
+          for (const c of cleanups) {
+            await c().catch((err) => logger.warn("close failed", { err }));
+          }
           logger.info("node stopped");
         })();
         return stopping;
@@ -237,7 +287,11 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
 }
 
 /** Sends a delivery to every live node (each pushes to its local sockets of those users). */
-function broadcast(membership: Membership, transport: Transport, d: Delivery): void {
+function broadcast(
+  membership: Membership,
+  transport: Transport,
+  d: Delivery,
+): void {
   for (const n of membership.liveNodes()) transport.deliver(n.id, d);
 }
 
@@ -246,8 +300,16 @@ function registerNodeMetrics(
   host: ActorHost<ImServices>,
   registry: ConnectionRegistry,
 ): void {
-  metrics.gauge("im_connections", "Authenticated WebSocket connections", () => registry.size);
-  metrics.gauge("im_actors_active", "Active actors on this node", () => host.stats().active);
+  metrics.gauge(
+    "im_connections",
+    "Authenticated WebSocket connections",
+    () => registry.size,
+  );
+  metrics.gauge(
+    "im_actors_active",
+    "Active actors on this node",
+    () => host.stats().active,
+  );
   metrics.gauge(
     "im_actor_activations_total",
     "Activations since start",
@@ -263,8 +325,16 @@ function registerNodeMetrics(
     "Messages waiting in mailboxes",
     () => host.stats().mailboxDepth,
   );
-  metrics.gauge("im_memory_rss_bytes", "Resident memory", () => Deno.memoryUsage().rss);
-  metrics.gauge("im_memory_heap_used_bytes", "V8 heap used", () => Deno.memoryUsage().heapUsed);
+  metrics.gauge(
+    "im_memory_rss_bytes",
+    "Resident memory",
+    () => Deno.memoryUsage().rss,
+  );
+  metrics.gauge(
+    "im_memory_heap_used_bytes",
+    "V8 heap used",
+    () => Deno.memoryUsage().heapUsed,
+  );
 }
 
 export type { Placement };

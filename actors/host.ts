@@ -13,7 +13,10 @@
  * - **Fencing.** When a write of the actor is rejected as fenced, or lease renewal reports the
  *   lease lost, or renewals keep failing for `leaseMs - renewEveryMs`, the activation is dropped
  *   at once WITHOUT further writes (no snapshot, no release) and its queued messages reject with
- *   `moved` so callers re-resolve the actor.
+ *   `moved` so callers re-resolve the actor. Every rejected write is logged ("fenced write
+ *   rejected"), also the late ones of an activation already dropped.
+ * - **Self-fencing.** When membership reports this node lost, every activation is dropped and no
+ *   new one starts (`moved`) until membership lists this node again.
  * - **Passivation** after `passivateAfterMs` idle (no turn, nothing queued, no deferred reply in
  *   flight): `onPassivate`, a snapshot when a turn ran since the last one, `placement.release`.
  *   Messages that arrive meanwhile wait and re-activate the actor afterwards, from the snapshot.
@@ -226,6 +229,8 @@ export class ActorHost<Svc> {
   #renewing: Promise<void> | null = null;
   #stopping = false;
   #closed = false;
+  /** Membership reported this node lost and it has not rejoined yet. */
+  #selfLost = false;
 
   constructor(options: ActorHostOptions<Svc>) {
     this.#nodeId = options.nodeId;
@@ -249,7 +254,13 @@ export class ActorHost<Svc> {
     this.hooks = new HookRegistry(this.#logger);
     // A node that cannot heartbeat is presumed dead by the others, who may take its actors over.
     this.#membership.onSelfLost(() => {
+      this.#selfLost = true;
       if (!this.#closed) this.dropAll("membership lost (self-fencing)");
+    });
+    // Until this node is a member again, it starts no activation: the others may be taking its
+    // actors over right now.
+    this.#membership.onChange((nodes) => {
+      if (this.#selfLost && nodes.some((n) => n.id === this.#nodeId)) this.#selfLost = false;
     });
   }
 
@@ -387,7 +398,10 @@ export class ActorHost<Svc> {
       throw new DeadlineExceededError(`Deadline passed before "${env.to}" received it`);
     }
     let rec = this.#records.get(env.to);
-    if (!rec) rec = this.#startActivation(env.to, parsed.kind, parsed.key, behavior);
+    if (!rec) {
+      if (this.#selfLost) throw new MovedError(env.to);
+      rec = this.#startActivation(env.to, parsed.kind, parsed.key, behavior);
+    }
     if (rec.status === "passivating") {
       if (rec.backlog.length >= rec.capacity) throw new MailboxFullError(env.to);
       const { promise, resolve, reject } = Promise.withResolvers<unknown>();
@@ -562,7 +576,7 @@ export class ActorHost<Svc> {
       out = await handler(rec.ctx, body, item.meta);
     } catch (err) {
       if (isFenced(err)) {
-        this.#drop(rec, "fenced write in a handler");
+        this.#fenced(rec, "a handler");
         throw new MovedError(rec.id);
       }
       if (!(err instanceof ImError)) {
@@ -614,7 +628,7 @@ export class ActorHost<Svc> {
       } catch (err) {
         rec.dirty += dirty;
         if (isFenced(err)) {
-          this.#drop(rec, "fenced snapshot");
+          this.#fenced(rec, "a snapshot");
           throw new MovedError(rec.id);
         }
         throw err;
@@ -682,7 +696,7 @@ export class ActorHost<Svc> {
       (value) => value,
       (err) => {
         if (isFenced(err)) {
-          this.#drop(rec, "fenced write in deferred work");
+          this.#fenced(rec, "deferred work");
           throw new MovedError(rec.id);
         }
         throw toImError(err);
@@ -800,7 +814,7 @@ export class ActorHost<Svc> {
         // After the messages already queued: they were accepted by this activation.
         await rec.mailbox.enqueue({ t: "passivate" }, { force: true });
       } catch (err) {
-        if (isFenced(err)) this.#drop(rec, "fenced write in onPassivate");
+        if (isFenced(err)) this.#fenced(rec, "onPassivate");
         if (ended(rec)) return;
         this.#logger.warn("onPassivate failed", { actorId: rec.id, error: describe(err) });
       }
@@ -902,6 +916,16 @@ export class ActorHost<Svc> {
     if (log) {
       this.#logger.warn("actor dropped", { actorId: rec.id, epoch: rec.epoch, reason });
     }
+  }
+
+  /**
+   * The store rejected a write of this activation: a newer activation exists elsewhere. Logged
+   * even when the activation was already dropped (a late write of a zombie turn), since that is
+   * the evidence that fencing did its job; then the activation is dropped without writes.
+   */
+  #fenced(rec: Activation<Svc>, where: string): void {
+    this.#logger.warn("fenced write rejected", { actorId: rec.id, epoch: rec.epoch, in: where });
+    this.#drop(rec, `fenced write in ${where}`);
   }
 
   #forget(rec: Activation<Svc>): void {

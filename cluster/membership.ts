@@ -7,12 +7,13 @@
  * Guarantees:
  * - A node id is new at every process start; a restarted process is a new member.
  * - `join` registers this node and starts heartbeats; a node whose heartbeats stop for longer
- *   than the TTL is no longer in `liveNodes()` (it is dead, even if it comes back: it must
- *   re-join under a new id).
+ *   than the TTL is no longer in `liveNodes()` (it is dead, even if its process comes back).
  * - `liveNodes()` answers from a local view refreshed at least once per heartbeat interval, so it
  *   never blocks on the network; `refresh()` forces a read.
  * - When this node cannot heartbeat for longer than the TTL, `onSelfLost` handlers run: the node
- *   must stop its actors (self-fencing).
+ *   must stop its actors (self-fencing). The member is then stopped (empty view, no heartbeat);
+ *   once its actors are dropped the node may `join` again with the same id (node.ts does, so a
+ *   node recovers by itself when Redis returns); its next activations take fresh epochs.
  *
  * @module
  */

@@ -11,7 +11,8 @@
  * expired (the process stalled, or Redis was unreachable for a whole TTL) the node is dead for
  * the others: heartbeats stop, the view empties and the `onSelfLost` handlers run. When the key
  * vanished although it cannot have expired yet (Redis restarted without its data), the node
- * simply registers again. The node id of a lost node must not be reused.
+ * simply registers again. A lost member stays stopped until `join` is called again (after the
+ * node has dropped its actors).
  *
  * @module
  */
