@@ -67,28 +67,17 @@ export interface NodeOptions {
 }
 
 /** Starts a node; rejects with a clear error when a dependency is missing. */
-export async function startNode(
-  config: Config,
-  options: NodeOptions = {},
-): Promise<ImNode> {
+export async function startNode(config: Config, options: NodeOptions = {}): Promise<ImNode> {
   const nodeId = newId("n_");
   const logger = options.logger ??
     createLogger({ level: config.logLevel, fields: { node: nodeId } });
   const metrics = new MetricsRegistry();
   const health: Health = { state: "starting" };
 
-  const store = await openStore({
-    databaseUrl: config.databaseUrl,
-    dataDir: config.dataDir,
-  });
+  const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   const cleanups: Array<() => Promise<void>> = [() => store.close()];
   try {
-    const cluster = await clusterAdapters(
-      config,
-      nodeId,
-      logger,
-      options.memoryCluster,
-    );
+    const cluster = await clusterAdapters(config, nodeId, logger, options.memoryCluster);
     cleanups.unshift(cluster.close);
     const { membership, placement, transport } = cluster;
     const secrets = config.jwtSecrets ?? await loadJwtSecrets(config.dataDir);
@@ -107,9 +96,7 @@ export async function startNode(
         logger,
       })
       : null;
-    if (keyReloader) {
-      cleanups.unshift(() => Promise.resolve(keyReloader.close()));
-    }
+    if (keyReloader) cleanups.unshift(() => Promise.resolve(keyReloader.close()));
     const commits = new GroupCommit(store);
     cleanups.unshift(() => commits.close());
     const registry = new ConnectionRegistry();
@@ -174,10 +161,7 @@ export async function startNode(
         logger,
         metrics: gatewayMetrics(metrics),
         limits: new UserRateLimiter({
-          request: {
-            perConnection: config.rateLimitPerSec,
-            perUser: config.userRateLimitPerSec,
-          },
+          request: { perConnection: config.rateLimitPerSec, perUser: config.userRateLimitPerSec },
           message: {
             perConnection: config.messageRatePerSec,
             perUser: config.userMessageRatePerSec,
@@ -191,11 +175,7 @@ export async function startNode(
       },
     });
     registerNodeMetrics(metrics, host, registry);
-    metrics.gauge(
-      "im_commit_queue",
-      "Appends waiting for the group commit",
-      () => commits.pending,
-    );
+    metrics.gauge("im_commit_queue", "Appends waiting for the group commit", () => commits.pending);
 
     const tls = config.tlsCertFile && config.tlsKeyFile
       ? {
@@ -210,9 +190,7 @@ export async function startNode(
       ...tls,
     }, app.fetch);
     const port = server.addr.port;
-    const addrHost = config.hostname === "0.0.0.0"
-      ? "127.0.0.1"
-      : config.hostname;
+    const addrHost = config.hostname === "0.0.0.0" ? "127.0.0.1" : config.hostname;
     const url = `${"cert" in tls ? "https" : "http"}://${addrHost}:${port}`;
     const self = { id: nodeId, address: url, startedAt: Date.now() };
     await membership.join(self);
@@ -264,17 +242,11 @@ export async function startNode(
           leaving = true;
           clearTimeout(rejoinTimer);
           await host.stopAll();
-          for (const s of sessions) {
-            s.close(CloseCode.restarting, "node restarting");
-          }
-          await membership.leave().catch((err) =>
-            logger.warn("leave failed", { err })
-          );
+          for (const s of sessions) s.close(CloseCode.restarting, "node restarting");
+          await membership.leave().catch((err) => logger.warn("leave failed", { err }));
           await server.shutdown();
           host.close();
-          for (const c of cleanups) {
-            await c().catch((err) => logger.warn("close failed", { err }));
-          }
+          for (const c of cleanups) await c().catch((err) => logger.warn("close failed", { err }));
           logger.info("node stopped");
         })();
         return stopping;
@@ -287,11 +259,7 @@ export async function startNode(
 }
 
 /** Sends a delivery to every live node (each pushes to its local sockets of those users). */
-function broadcast(
-  membership: Membership,
-  transport: Transport,
-  d: Delivery,
-): void {
+function broadcast(membership: Membership, transport: Transport, d: Delivery): void {
   for (const n of membership.liveNodes()) transport.deliver(n.id, d);
 }
 
@@ -300,16 +268,8 @@ function registerNodeMetrics(
   host: ActorHost<ImServices>,
   registry: ConnectionRegistry,
 ): void {
-  metrics.gauge(
-    "im_connections",
-    "Authenticated WebSocket connections",
-    () => registry.size,
-  );
-  metrics.gauge(
-    "im_actors_active",
-    "Active actors on this node",
-    () => host.stats().active,
-  );
+  metrics.gauge("im_connections", "Authenticated WebSocket connections", () => registry.size);
+  metrics.gauge("im_actors_active", "Active actors on this node", () => host.stats().active);
   metrics.gauge(
     "im_actor_activations_total",
     "Activations since start",
@@ -325,16 +285,8 @@ function registerNodeMetrics(
     "Messages waiting in mailboxes",
     () => host.stats().mailboxDepth,
   );
-  metrics.gauge(
-    "im_memory_rss_bytes",
-    "Resident memory",
-    () => Deno.memoryUsage().rss,
-  );
-  metrics.gauge(
-    "im_memory_heap_used_bytes",
-    "V8 heap used",
-    () => Deno.memoryUsage().heapUsed,
-  );
+  metrics.gauge("im_memory_rss_bytes", "Resident memory", () => Deno.memoryUsage().rss);
+  metrics.gauge("im_memory_heap_used_bytes", "V8 heap used", () => Deno.memoryUsage().heapUsed);
 }
 
 export type { Placement };
