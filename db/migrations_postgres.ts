@@ -347,8 +347,35 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     sql: SCHEMA_V1,
   },
   {
+    version: 2,
+    description: "social: profiles (display name, avatar, bio, search key) and follows",
+    // Profiles live beside users (no ALTER of a released table); a user search reads the
+    // username index and the display-key index as two ranges. Both tables go with their account.
+    sql: `
+      CREATE TABLE profiles (
+        user_id text COLLATE "C" PRIMARY KEY REFERENCES users (user_id) ON DELETE CASCADE,
+        display_name text NOT NULL DEFAULT '',
+        display_key text COLLATE "C" NOT NULL DEFAULT '',
+        avatar text NOT NULL DEFAULT '',
+        bio text NOT NULL DEFAULT '',
+        updated_at bigint NOT NULL
+      );
+      CREATE INDEX profiles_display_key ON profiles (display_key, user_id);
+
+      CREATE TABLE follows (
+        follower text COLLATE "C" NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        followee text COLLATE "C" NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        created_at bigint NOT NULL,
+        PRIMARY KEY (follower, followee)
+      );
+      CREATE INDEX follows_followee ON follows (followee, created_at, follower);
+      CREATE INDEX follows_follower ON follows (follower, created_at, followee);
+    `,
+  },
+  {
     version: 3,
-    description: "message features: media, media references, reactions, hidden messages, read cursors",
+    description:
+      "message features: media, media references, reactions, hidden messages, read cursors",
     sql: `
       CREATE TABLE media (
         media_id text COLLATE "C" PRIMARY KEY,

@@ -94,8 +94,35 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
     `,
   },
   {
+    version: 2,
+    description: "social: profiles (display name, avatar, bio, search key) and follows",
+    // Profiles live beside `users` (no ALTER of a released table); a user search reads the
+    // username index and the display-key index as two ranges. Both tables go with their account.
+    sql: `
+      CREATE TABLE profiles (
+        user_id TEXT PRIMARY KEY REFERENCES users (user_id) ON DELETE CASCADE,
+        display_name TEXT NOT NULL DEFAULT '',
+        display_key TEXT NOT NULL DEFAULT '',
+        avatar TEXT NOT NULL DEFAULT '',
+        bio TEXT NOT NULL DEFAULT '',
+        updated_at INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX profiles_display_key ON profiles (display_key, user_id);
+
+      CREATE TABLE follows (
+        follower TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        followee TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (follower, followee)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX follows_followee ON follows (followee, created_at, follower);
+      CREATE INDEX follows_follower ON follows (follower, created_at, followee);
+    `,
+  },
+  {
     version: 3,
-    description: "message features: media, media references, reactions, hidden messages, read cursors",
+    description:
+      "message features: media, media references, reactions, hidden messages, read cursors",
     sql: `
       CREATE TABLE media (
         media_id TEXT PRIMARY KEY,

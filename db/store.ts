@@ -297,6 +297,7 @@ export interface Store {
    * `after` (paging; null from the start), at most `limit`.
    */
   listSnapshotActors(kind: string, after: string | null, limit: number): Promise<string[]>;
+
   // ---- message features (media, reactions, edits, hiding, read receipts) ----
   // Writes made by a conversation actor are fenced by its epoch (FencedError when stale).
   /** Records an uploaded media item. */
@@ -390,4 +391,134 @@ export interface Store {
     ranges: { conv: string; after: number; upTo: number }[],
     cap: number,
   ): Promise<Record<string, number>>;
+  // ---- social: profiles, user search, follows (migration 2; see "Social" below) ----
+  /**
+   * The profiles of the given ids that name existing accounts (disabled ones included), in no
+   * particular order. An account that never set a profile has empty fields.
+   */
+  getProfiles(userIds: string[]): Promise<Profile[]>;
+  /**
+   * Sets the fields `patch` names (others keep their value) and answers the whole profile, or
+   * null when the account does not exist. The display name's search key is written with it.
+   */
+  updateProfile(userId: string, patch: ProfilePatch, at: number): Promise<Profile | null>;
+  /**
+   * Enabled accounts whose username or display name starts with `prefix` (compared after
+   * {@link searchKey}), ordered by the matching key then user id, those after `after`, at most
+   * `limit`; `next` is the cursor of the last one when more may follow. Each account appears at
+   * most once per search (by its username when both match). Reads only index ranges: the work
+   * is bounded by `limit`, not by how many accounts match.
+   */
+  searchUsers(prefix: string, after: SearchCursor | null, limit: number): Promise<SearchPage>;
+  /** Records that `follower` follows `followee`; true when the edge is new. Both must exist. */
+  follow(follower: string, followee: string, at: number): Promise<boolean>;
+  /** Removes the edge; true when it existed. */
+  unfollow(follower: string, followee: string): Promise<boolean>;
+  /** How many accounts follow `userId` and how many it follows. */
+  followCounts(userId: string): Promise<{ followers: number; following: number }>;
+  /**
+   * One page of `userId`'s followers (`kind` "followers") or followees ("following"), newest
+   * edge first (ties by user id, descending), those strictly after `after`, at most `limit`.
+   */
+  listFollows(
+    userId: string,
+    kind: "followers" | "following",
+    after: FollowCursor | null,
+    limit: number,
+  ): Promise<FollowEntry[]>;
+}
+
+// ---- Social (profiles, search, follows) ----
+
+/** The public profile of an account. */
+export interface Profile {
+  userId: string;
+  username: string;
+  /** 0-64 characters; "" when unset. */
+  displayName: string;
+  /** An avatar URL or media id; "" when unset. Opaque to the server. */
+  avatar: string;
+  /** 0-500 characters; "" when unset. */
+  bio: string;
+}
+
+/** Profile fields to change; an absent field keeps its value, "" clears it. */
+export interface ProfilePatch {
+  displayName?: string;
+  avatar?: string;
+  bio?: string;
+}
+
+/** Where a user search page ends: the matching key and user id of its last entry. */
+export interface SearchCursor {
+  key: string;
+  userId: string;
+}
+
+/** One page of {@link Store.searchUsers}. */
+export interface SearchPage {
+  users: Profile[];
+  /** Pass back as `after` for the next page; null when this was the last page. */
+  next: SearchCursor | null;
+}
+
+/** One follow edge as seen from one side: the other account and when the edge was made. */
+export interface FollowEntry {
+  userId: string;
+  ts: number;
+}
+
+/** Where a follow page ends: the `ts` and user id of its last entry. */
+export type FollowCursor = FollowEntry;
+
+/**
+ * The search key of a username or display name: NFKC-normalised, lower-cased. Both adapters
+ * store display names' keys with it and compare prefixes with it, so a search is a range read.
+ */
+export function searchKey(text: string): string {
+  return text.normalize("NFKC").toLowerCase();
+}
+
+/**
+ * The smallest string above every string that starts with `prefix` (code point order, which is
+ * the byte order of UTF-8 both adapters compare in); null for an empty prefix.
+ */
+export function prefixUpperBound(prefix: string): string | null {
+  const cps = [...prefix];
+  if (cps.length === 0) return null;
+  let last = cps.pop()!.codePointAt(0)! + 1;
+  if (last === 0xd800) last = 0xe000; // surrogates are not characters: skip them
+  // Past the last code point: every string with this prefix is below the shorter prefix's bound.
+  if (last > 0x10ffff) return prefixUpperBound(cps.join(""));
+  return cps.join("") + String.fromCodePoint(last);
+}
+
+/**
+ * One search page from the adapters' two ordered streams (by username, by display key), each
+ * read up to `limit + 1` entries past the cursor: ordered by (key, userId) in code point order,
+ * the first `limit`, and the cursor of the last one when more follow.
+ */
+export function mergeSearchStreams(
+  entries: { key: string; profile: Profile }[],
+  limit: number,
+): SearchPage {
+  const all = [...entries].sort((x, y) =>
+    compareCodePoints(x.key, y.key) || compareCodePoints(x.profile.userId, y.profile.userId)
+  );
+  const page = all.slice(0, limit);
+  const last = page.at(-1);
+  return {
+    users: page.map((e) => e.profile),
+    next: all.length > limit && last ? { key: last.key, userId: last.profile.userId } : null,
+  };
+}
+
+/** Code point order: the byte order of UTF-8, which SQLite (BINARY) and Postgres ("C") use. */
+export function compareCodePoints(a: string, b: string): number {
+  if (a === b) return 0;
+  const x = [...a], y = [...b];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    if (x[i] !== y[i]) return x[i].codePointAt(0)! - y[i].codePointAt(0)!;
+  }
+  return x.length - y.length;
 }

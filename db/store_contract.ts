@@ -20,6 +20,7 @@ import type {
   UserRecord,
 } from "./store.ts";
 import { MESSAGE_FEATURE_STEPS } from "./store_contract_messages.ts";
+import { SOCIAL_STEPS } from "./store_contract_social.ts";
 
 /** A store to test, and how to release it. */
 export interface StoreUnderTest {
@@ -934,6 +935,7 @@ const STEPS: [string, Step][] = [
   ],
   // ---- message features (store_contract_messages.ts) ----
   ...MESSAGE_FEATURE_STEPS,
+  ...SOCIAL_STEPS,
 ];
 
 // ---- the concurrency property ----

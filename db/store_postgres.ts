@@ -23,21 +23,34 @@ import type {
   AckCursor,
   AppendRequest,
   AppendResult,
+  AuditEntry,
+  AuditEntryInput,
   HistoryMessage,
+  InboxEntry,
   InboxScan,
   MediaRecord,
   MessageRef,
   ReactionSummary,
   ReadCursor,
-  AuditEntry,
-  AuditEntryInput,
-  InboxEntry,
   RefreshTokenRecord,
   Snapshot,
   Store,
   StoredMessage,
   UserRecord,
   UserRole,
+} from "./store.ts";
+// Social (profiles, search, follows): imported apart to keep that section self-contained.
+import {
+  compareCodePoints,
+  type FollowCursor,
+  type FollowEntry,
+  mergeSearchStreams,
+  prefixUpperBound,
+  type Profile,
+  type ProfilePatch,
+  type SearchCursor,
+  searchKey,
+  type SearchPage,
 } from "./store.ts";
 
 /** Options of {@link openPostgresStore}. */
@@ -784,6 +797,132 @@ class PostgresStore implements Store {
       return out;
     });
   }
+
+  // ---- social: profiles, user search, follows ----
+
+  getProfiles(userIds: string[]): Promise<Profile[]> {
+    return this.#idempotent(async (sql) => {
+      if (userIds.length === 0) return [];
+      const rows = await sql`
+        SELECT ${sql.unsafe(PROFILE_COLUMNS)}
+        FROM users u LEFT JOIN profiles p ON p.user_id = u.user_id
+        WHERE u.user_id IN (SELECT json_array_elements_text(${
+        JSON.stringify(userIds)
+      }::text::json))`;
+      return rows.map(toProfile);
+    });
+  }
+
+  updateProfile(userId: string, patch: ProfilePatch, at: number): Promise<Profile | null> {
+    const name = patch.displayName ?? null;
+    const key = name === null ? null : searchKey(name);
+    const avatar = patch.avatar ?? null;
+    const bio = patch.bio ?? null;
+    // Setting the same fields twice gives the same row: safe to repeat after a lost connection.
+    return this.#idempotent(async (sql) => {
+      const rows = await sql`
+        WITH up AS (
+          INSERT INTO profiles AS p (user_id, display_name, display_key, avatar, bio, updated_at)
+          SELECT u.user_id, coalesce(${name}::text, ''), coalesce(${key}::text, ''),
+                 coalesce(${avatar}::text, ''), coalesce(${bio}::text, ''), ${at}
+          FROM users u WHERE u.user_id = ${userId}
+          ON CONFLICT (user_id) DO UPDATE SET
+            display_name = coalesce(${name}::text, p.display_name),
+            display_key = coalesce(${key}::text, p.display_key),
+            avatar = coalesce(${avatar}::text, p.avatar),
+            bio = coalesce(${bio}::text, p.bio),
+            updated_at = ${at}
+          RETURNING p.user_id, p.display_name, p.avatar, p.bio
+        )
+        SELECT up.user_id, u.username, up.display_name, up.avatar, up.bio
+        FROM up JOIN users u ON u.user_id = up.user_id`;
+      return rows.length ? toProfile(rows[0]) : null;
+    });
+  }
+
+  searchUsers(prefix: string, after: SearchCursor | null, limit: number): Promise<SearchPage> {
+    return this.#idempotent(async (sql) => {
+      const lo = searchKey(prefix);
+      const hi = prefixUpperBound(lo);
+      if (hi === null || limit <= 0) return { users: [], next: null };
+      // Each stream starts at the cursor (or the prefix) and reads at most limit + 1 rows of
+      // one index range; the merged first limit + 1 are then the true next page.
+      const ak = after?.key ?? "";
+      const aid = after?.userId ?? "";
+      const start = compareCodePoints(ak, lo) > 0 ? ak : lo;
+      const [byName, byDisplay] = await Promise.all([
+        sql`
+          SELECT ${sql.unsafe(PROFILE_COLUMNS)}, u.username AS key
+          FROM users u LEFT JOIN profiles p ON p.user_id = u.user_id
+          WHERE u.username >= ${start} AND u.username < ${hi}
+            AND (u.username > ${ak} OR u.user_id > ${aid}) AND NOT u.disabled
+          ORDER BY u.username, u.user_id
+          LIMIT ${limit + 1}`,
+        sql`
+          SELECT ${sql.unsafe(PROFILE_COLUMNS)}, p.display_key AS key
+          FROM profiles p JOIN users u ON u.user_id = p.user_id
+          WHERE p.display_key >= ${start} AND p.display_key < ${hi}
+            AND (p.display_key > ${ak} OR p.user_id > ${aid}) AND NOT u.disabled
+            AND NOT (u.username >= ${lo} AND u.username < ${hi})
+          ORDER BY p.display_key, p.user_id
+          LIMIT ${limit + 1}`,
+      ]);
+      return mergeSearchStreams(
+        [...byName, ...byDisplay].map((r) => ({ key: r.key as string, profile: toProfile(r) })),
+        limit,
+      );
+    });
+  }
+
+  follow(follower: string, followee: string, at: number): Promise<boolean> {
+    return this.#call(async (sql) => {
+      const rows = await sql`
+        INSERT INTO follows (follower, followee, created_at) VALUES (${follower}, ${followee}, ${at})
+        ON CONFLICT (follower, followee) DO NOTHING
+        RETURNING 1`;
+      return rows.length === 1;
+    });
+  }
+
+  unfollow(follower: string, followee: string): Promise<boolean> {
+    return this.#call(async (sql) => {
+      const rows = await sql`
+        DELETE FROM follows WHERE follower = ${follower} AND followee = ${followee} RETURNING 1`;
+      return rows.length === 1;
+    });
+  }
+
+  followCounts(userId: string): Promise<{ followers: number; following: number }> {
+    return this.#idempotent(async (sql) => {
+      const [row] = await sql`
+        SELECT (SELECT count(*) FROM follows WHERE followee = ${userId}) AS followers,
+               (SELECT count(*) FROM follows WHERE follower = ${userId}) AS following`;
+      return { followers: Number(row.followers), following: Number(row.following) };
+    });
+  }
+
+  listFollows(
+    userId: string,
+    kind: "followers" | "following",
+    after: FollowCursor | null,
+    limit: number,
+  ): Promise<FollowEntry[]> {
+    return this.#idempotent(async (sql) => {
+      if (limit <= 0) return [];
+      const [self, other] = kind === "followers"
+        ? ["followee", "follower"]
+        : ["follower", "followee"];
+      const ts = after?.ts ?? Number.MAX_SAFE_INTEGER;
+      const id = after?.userId ?? "\u{10FFFF}";
+      const rows = await sql`
+        SELECT ${sql(other)} AS user_id, created_at FROM follows
+        WHERE ${sql(self)} = ${userId}
+          AND (created_at < ${ts} OR (created_at = ${ts} AND ${sql(other)} < ${id}))
+        ORDER BY created_at DESC, ${sql(other)} DESC
+        LIMIT ${limit}`;
+      return rows.map((r) => ({ userId: r.user_id as string, ts: r.created_at as number }));
+    });
+  }
 }
 
 /** The im_* functions return the stored epoch after the write: above ours means fenced. */
@@ -922,4 +1061,20 @@ function translateError(err: unknown): unknown {
     return new UnavailableError(`Postgres unavailable: ${code}`, { cause: err });
   }
   return err;
+}
+
+// ---- social helpers ----
+
+const PROFILE_COLUMNS = `u.user_id AS user_id, u.username AS username,
+  coalesce(p.display_name, '') AS display_name, coalesce(p.avatar, '') AS avatar,
+  coalesce(p.bio, '') AS bio`;
+
+function toProfile(row: Row): Profile {
+  return {
+    userId: row.user_id as string,
+    username: row.username as string,
+    displayName: row.display_name as string,
+    avatar: row.avatar as string,
+    bio: row.bio as string,
+  };
 }

@@ -38,6 +38,19 @@ import type {
   UserRecord,
   UserRole,
 } from "./store.ts";
+// Social (profiles, search, follows): imported apart to keep that section self-contained.
+import {
+  compareCodePoints,
+  type FollowCursor,
+  type FollowEntry,
+  mergeSearchStreams,
+  prefixUpperBound,
+  type Profile,
+  type ProfilePatch,
+  type SearchCursor,
+  searchKey,
+  type SearchPage,
+} from "./store.ts";
 
 /** Options of {@link openSqliteStore}. */
 export interface SqliteStoreOptions {
@@ -835,6 +848,136 @@ class SqliteStore implements Store {
       return out;
     });
   }
+
+  // ---- social: profiles, user search, follows ----
+
+  getProfiles(userIds: string[]): Promise<Profile[]> {
+    return this.#call(() => {
+      if (userIds.length === 0) return [];
+      const rows = this.#st(
+        `SELECT ${PROFILE_COLUMNS} FROM users u LEFT JOIN profiles p ON p.user_id = u.user_id
+         WHERE u.user_id IN (SELECT value FROM json_each(?))`,
+      ).all(JSON.stringify(userIds));
+      return rows.map(toProfile);
+    });
+  }
+
+  updateProfile(userId: string, patch: ProfilePatch, at: number): Promise<Profile | null> {
+    return this.#call(() =>
+      this.#tx(() => {
+        const exists = this.#st("SELECT 1 FROM users WHERE user_id = ?").get(userId);
+        if (!exists) return null;
+        const name = patch.displayName ?? null;
+        // NULL keeps the stored value; the search key follows the display name.
+        this.#st(
+          `INSERT INTO profiles (user_id, display_name, display_key, avatar, bio, updated_at)
+           VALUES (?1, coalesce(?2, ''), coalesce(?3, ''), coalesce(?4, ''), coalesce(?5, ''), ?6)
+           ON CONFLICT (user_id) DO UPDATE SET
+             display_name = coalesce(?2, display_name),
+             display_key = coalesce(?3, display_key),
+             avatar = coalesce(?4, avatar),
+             bio = coalesce(?5, bio),
+             updated_at = ?6`,
+        ).run(
+          userId,
+          name,
+          name === null ? null : searchKey(name),
+          patch.avatar ?? null,
+          patch.bio ?? null,
+          at,
+        );
+        const row = this.#st(
+          `SELECT ${PROFILE_COLUMNS} FROM users u LEFT JOIN profiles p ON p.user_id = u.user_id
+           WHERE u.user_id = ?`,
+        ).get(userId);
+        return row ? toProfile(row) : null;
+      })
+    );
+  }
+
+  searchUsers(prefix: string, after: SearchCursor | null, limit: number): Promise<SearchPage> {
+    return this.#call(() => {
+      const lo = searchKey(prefix);
+      const hi = prefixUpperBound(lo);
+      if (hi === null || limit <= 0) return { users: [], next: null };
+      // Each stream starts at the cursor (or the prefix) and reads at most limit + 1 rows of
+      // one index range; the merged first limit + 1 are then the true next page.
+      const ak = after?.key ?? "";
+      const aid = after?.userId ?? "";
+      const start = compareCodePoints(ak, lo) > 0 ? ak : lo;
+      const byName = this.#st(
+        `SELECT ${PROFILE_COLUMNS}, u.username AS key FROM users u
+         LEFT JOIN profiles p ON p.user_id = u.user_id
+         WHERE u.username >= ? AND u.username < ? AND (u.username > ? OR u.user_id > ?)
+           AND u.disabled = 0
+         ORDER BY u.username, u.user_id
+         LIMIT ?`,
+      ).all(start, hi, ak, aid, limit + 1);
+      const byDisplay = this.#st(
+        `SELECT ${PROFILE_COLUMNS}, p.display_key AS key FROM profiles p
+         JOIN users u ON u.user_id = p.user_id
+         WHERE p.display_key >= ? AND p.display_key < ? AND (p.display_key > ? OR p.user_id > ?)
+           AND u.disabled = 0 AND NOT (u.username >= ? AND u.username < ?)
+         ORDER BY p.display_key, p.user_id
+         LIMIT ?`,
+      ).all(start, hi, ak, aid, lo, hi, limit + 1);
+      return mergeSearchStreams(
+        [...byName, ...byDisplay].map((r) => ({ key: r.key as string, profile: toProfile(r) })),
+        limit,
+      );
+    });
+  }
+
+  follow(follower: string, followee: string, at: number): Promise<boolean> {
+    return this.#call(() => {
+      const { changes } = this.#st(
+        `INSERT INTO follows (follower, followee, created_at) VALUES (?, ?, ?)
+         ON CONFLICT (follower, followee) DO NOTHING`,
+      ).run(follower, followee, at);
+      return Number(changes) === 1;
+    });
+  }
+
+  unfollow(follower: string, followee: string): Promise<boolean> {
+    return this.#call(() => {
+      const { changes } = this.#st("DELETE FROM follows WHERE follower = ? AND followee = ?")
+        .run(follower, followee);
+      return Number(changes) === 1;
+    });
+  }
+
+  followCounts(userId: string): Promise<{ followers: number; following: number }> {
+    return this.#call(() => {
+      const row = this.#st(
+        `SELECT (SELECT count(*) FROM follows WHERE followee = ?1) AS followers,
+                (SELECT count(*) FROM follows WHERE follower = ?1) AS following`,
+      ).get(userId)!;
+      return { followers: Number(row.followers), following: Number(row.following) };
+    });
+  }
+
+  listFollows(
+    userId: string,
+    kind: "followers" | "following",
+    after: FollowCursor | null,
+    limit: number,
+  ): Promise<FollowEntry[]> {
+    return this.#call(() => {
+      if (limit <= 0) return [];
+      const [self, other] = kind === "followers"
+        ? ["followee", "follower"]
+        : ["follower", "followee"];
+      const ts = after?.ts ?? Number.MAX_SAFE_INTEGER;
+      const id = after?.userId ?? "\u{10FFFF}";
+      const rows = this.#st(
+        `SELECT ${other} AS user_id, created_at FROM follows
+         WHERE ${self} = ? AND (created_at < ? OR (created_at = ? AND ${other} < ?))
+         ORDER BY created_at DESC, ${other} DESC
+         LIMIT ?`,
+      ).all(userId, ts, ts, id, limit);
+      return rows.map((r) => ({ userId: r.user_id as string, ts: r.created_at as number }));
+    });
+  }
 }
 
 function normalizeRecipient(to: Recipient): Recipient {
@@ -947,4 +1090,20 @@ function translateError(err: unknown): unknown {
     return new UnavailableError(`SQLite store unavailable: ${err.message}`, { cause: err });
   }
   return err;
+}
+
+// ---- social helpers ----
+
+const PROFILE_COLUMNS = `u.user_id AS user_id, u.username AS username,
+  coalesce(p.display_name, '') AS display_name, coalesce(p.avatar, '') AS avatar,
+  coalesce(p.bio, '') AS bio`;
+
+function toProfile(row: Row): Profile {
+  return {
+    userId: row.user_id as string,
+    username: row.username as string,
+    displayName: row.display_name as string,
+    avatar: row.avatar as string,
+    bio: row.bio as string,
+  };
 }
