@@ -265,7 +265,7 @@ export const groupAdminHandlers: Record<string, Handler<GroupState, ImServices>>
   async kick(ctx: GroupContext, body: Body) {
     const by = str(body, "by");
     const user = str(body, "user");
-    const me = liveMember(ctx.state, by);
+    const me = liveAdmin(ctx.state, by);
     checkOutranks(me, target(ctx.state, by, user, "remove"), "remove");
     await commitChange(ctx, (s) => {
       delete s.members[user];
@@ -298,7 +298,7 @@ export const groupAdminHandlers: Record<string, Handler<GroupState, ImServices>>
     if (!Number.isSafeInteger(duration) || duration < 0 || duration > MAX_MUTE_MS) {
       throw new BadRequestError(`"durationMs" must be an integer in 0..${MAX_MUTE_MS}`);
     }
-    const me = liveMember(ctx.state, by);
+    const me = liveAdmin(ctx.state, by);
     checkOutranks(me, target(ctx.state, by, user, "mute"), "mute");
     const until = duration === 0 ? 0 : ctx.services.now() + duration;
     await commitChange(ctx, (s) => {
