@@ -241,6 +241,12 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
           health.state = "draining";
           leaving = true;
           clearTimeout(rejoinTimer);
+          // Peers stop placing new actors here once their view shows the draining flag; the
+          // actors held here stay put (no takeover) until stopAll has handed them off.
+          await membership.drain().catch((err) => logger.warn("drain announcement failed", { err }));
+          if (config.mode === "cluster") {
+            await new Promise((r) => setTimeout(r, config.heartbeatMs + 250));
+          }
           await host.stopAll();
           for (const s of sessions) s.close(CloseCode.restarting, "node restarting");
           await membership.leave().catch((err) => logger.warn("leave failed", { err }));

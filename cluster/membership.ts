@@ -26,6 +26,11 @@ export interface NodeInfo {
   address: string;
   /** Milliseconds since the epoch. */
   startedAt: number;
+  /**
+   * Set while the node shuts down gracefully: it is still live (it keeps its actors until it has
+   * handed them off, nobody takes them over), but no new activation should be placed on it.
+   */
+  draining?: boolean;
 }
 
 /** The membership port. */
@@ -34,6 +39,12 @@ export interface Membership {
   join(self: NodeInfo): Promise<void>;
   /** Stops heartbeating and removes this node from the registry at once. */
   leave(): Promise<void>;
+  /**
+   * Announces that this node is draining (graceful shutdown): it stays live, with
+   * `draining: true` in its info, which the others see at their next refresh. Rejects with
+   * UnavailableError when the registry cannot be told (the node then just leaves later).
+   */
+  drain(): Promise<void>;
   /** Live nodes from the local view (this node included once joined). */
   liveNodes(): NodeInfo[];
   /** Re-reads the registry now. */

@@ -124,6 +124,26 @@ export function runMembershipContract(name: string, factory: () => Promise<Membe
     assert.deepEqual(ids(a.liveNodes()), [ia.id]);
   });
 
+  test("a draining member stays live and the others see it draining", async (h) => {
+    const a = await h.open(TIMING);
+    const b = await h.open(TIMING);
+    const ia = info("a");
+    const ib = info("b");
+    await a.join(ia);
+    await b.join(ib);
+    await until("a sees b", () => a.isLive(ib.id));
+    let changed = 0;
+    a.onChange(() => changed++);
+    await b.drain();
+    await until("a sees b draining", () => a.liveNodes().some((n) => n.id === ib.id && n.draining));
+    assert.ok(changed >= 1, "starting to drain is a change of the view");
+    assert.equal(b.liveNodes().find((n) => n.id === ib.id)?.draining, true);
+    await sleep(TIMING.ttlMs * 2);
+    assert.equal(a.isLive(ib.id), true, "still heartbeating while draining");
+    assert.equal(a.liveNodes().find((n) => n.id === ib.id)?.draining, true);
+    assert.equal(a.liveNodes().find((n) => n.id === ia.id)?.draining, undefined);
+  });
+
   test("a live member stays live across many heartbeats", async (h) => {
     const a = await h.open(TIMING);
     const b = await h.open(TIMING);

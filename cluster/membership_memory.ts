@@ -127,6 +127,16 @@ export class MemoryMembership implements Membership {
     return Promise.resolve();
   }
 
+  /** Re-announces this node with `draining: true` (the others see it at once). */
+  drain(): Promise<void> {
+    const self = this.#self;
+    if (!self || self.draining) return Promise.resolve();
+    this.#self = { ...self, draining: true };
+    this.#registry.put(this.#self, this.#now() + this.#ttlMs);
+    this.#registry.notify();
+    return Promise.resolve();
+  }
+
   /**
    * Fault injection for tests: stops heartbeating without deregistering, as a killed process
    * would. The others drop this node once its TTL passes.
@@ -203,7 +213,8 @@ export class MemoryMembership implements Membership {
     let changed = nodes.length !== this.#view.size;
     if (!changed) {
       for (const n of nodes) {
-        if (!this.#view.has(n.id)) {
+        // A node that starts draining is a change too (the router stops placing actors on it).
+        if (!this.#view.has(n.id) || !this.#view.get(n.id)!.draining !== !n.draining) {
           changed = true;
           break;
         }

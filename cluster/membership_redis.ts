@@ -168,6 +168,25 @@ export class RedisMembership implements Membership {
     }
   }
 
+  /** Re-announces this node with `draining: true` now (see the port). */
+  async drain(): Promise<void> {
+    const self = this.#self;
+    if (!self || self.draining) return;
+    const draining = { ...self, draining: true };
+    const json = JSON.stringify(draining);
+    const sentAt = performance.now();
+    const reply = await unavailableOnFailure(
+      "membership drain",
+      () =>
+        this.#redis.imMemberBeat(this.#zset, this.#nodePrefix, self.id, json, this.#ttlMs, "beat"),
+    );
+    if (this.#self !== self || reply[0] === 0) return;
+    this.#self = draining;
+    this.#selfJson = json;
+    this.#lastOkSentAt = sentAt;
+    this.#apply(reply);
+  }
+
   /**
    * Fault injection for tests: stops heartbeating without deregistering, as a killed process
    * would. Call {@link close} afterwards to release the connection.
@@ -301,7 +320,8 @@ export class RedisMembership implements Membership {
     let changed = nodes.length !== this.#view.size;
     if (!changed) {
       for (const n of nodes) {
-        if (!this.#view.has(n.id)) {
+        // A node that starts draining is a change too (the router stops placing actors on it).
+        if (!this.#view.has(n.id) || !this.#view.get(n.id)!.draining !== !n.draining) {
           changed = true;
           break;
         }

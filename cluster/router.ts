@@ -9,8 +9,12 @@
  *
  * Guarantees:
  * - A MovedError, or an UnavailableError from a node that membership no longer lists as live,
- *   invalidates the cache entry and the message is re-resolved and re-sent ONCE, within the
- *   same deadline. Other errors reach the caller unchanged.
+ *   invalidates the cache entry and the message is re-resolved and re-sent, at once the first
+ *   time and then with a short backoff (an actor being handed off by a draining node, or taken
+ *   over from a dead one, is briefly unplaced), at most {@link MAX_RESENDS} times and never past
+ *   the message's deadline. Other errors reach the caller unchanged.
+ * - New activations are placed on live nodes that are not draining (graceful shutdown); a
+ *   draining node keeps the actors it holds until it has handed them off.
  * - Messages from one caller to one actor leave in call order while the actor's node is known
  *   (concurrent look-ups of one actor are shared, so a cache miss does not reorder them).
  * - `tell` never throws: failures go to `onError` (by default a log line with the error code,
@@ -29,6 +33,14 @@ import {
   toImError,
   UnavailableError,
 } from "../actors/errors.ts";
+
+/** Most re-sends of one message after `moved` or a dead node. */
+export const MAX_RESENDS = 8;
+
+/** Pause before re-send `n` (1-based): none for the first, then doubling, capped. */
+function resendDelayMs(n: number): number {
+  return n <= 1 ? 0 : Math.min(250, 10 * 2 ** (n - 1));
+}
 
 /** Options of {@link Router}. */
 export interface RouterOptions {
@@ -161,14 +173,14 @@ export class Router {
     if (cached !== undefined && this.#membership.isLive(cached)) {
       this.#stats.cacheHits++;
       // No await before the request: a cache hit goes out in call order.
-      return this.#attempt(cached, envelope, false);
+      return this.#attempt(cached, envelope, 0);
     }
     if (cached !== undefined) this.#cache.delete(envelope.to);
     this.#stats.cacheMisses++;
-    return this.#resolveShared(envelope.to).then((node) => this.#attempt(node, envelope, false));
+    return this.#resolveShared(envelope.to).then((node) => this.#attempt(node, envelope, 0));
   }
 
-  async #attempt(node: string, envelope: Envelope, retried: boolean): Promise<unknown> {
+  async #attempt(node: string, envelope: Envelope, resends: number): Promise<unknown> {
     try {
       const value = await this.#transport.request(node, envelope);
       this.#remember(envelope.to, node);
@@ -179,14 +191,16 @@ export class Router {
       const deadNode = code === "unavailable" && !this.#membership.isLive(node);
       if (moved || deadNode || code === "timeout") this.#forget(envelope.to, node);
       if (moved) this.#stats.moves++;
-      if (retried || !(moved || deadNode)) throw err;
-      if (envelope.deadline !== undefined && envelope.deadline <= Date.now()) {
+      if (resends >= MAX_RESENDS || !(moved || deadNode)) throw err;
+      const delay = resendDelayMs(resends + 1);
+      if (envelope.deadline !== undefined && envelope.deadline <= Date.now() + delay) {
         throw new DeadlineExceededError();
       }
+      if (delay > 0) await new Promise((r) => setTimeout(r, delay));
       this.#stats.retries++;
       // A fresh look-up, not a shared one that may have started before the move.
       const next = await this.#resolve(envelope.to);
-      return this.#attempt(next, envelope, true);
+      return this.#attempt(next, envelope, resends + 1);
     }
   }
 
@@ -204,9 +218,10 @@ export class Router {
     const record = await this.#placement.lookup(actorId);
     // Cached only after a reply, so a later cache hit cannot overtake an earlier send.
     if (record && this.#membership.isLive(record.node)) return record.node;
-    const live = this.#membership.liveNodes().map((n) => n.id);
-    if (live.length === 0) throw new UnavailableError("No live node to place the actor on");
-    return this.#strategy(actorId, live);
+    const nodes = this.#membership.liveNodes();
+    if (nodes.length === 0) throw new UnavailableError("No live node to place the actor on");
+    const open = nodes.filter((n) => !n.draining);
+    return this.#strategy(actorId, (open.length > 0 ? open : nodes).map((n) => n.id));
   }
 
   #remember(actorId: string, node: string): void {

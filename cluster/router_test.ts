@@ -231,3 +231,62 @@ Deno.test("the router's cache stays within cacheMax", async () => {
     await c.close();
   }
 });
+
+Deno.test("the router places new actors only on nodes that are not draining", async () => {
+  const c = await cluster(["n1", "n2", "n3"]);
+  try {
+    await c.get("n2").membership.drain();
+    const r = c.get("n1").router;
+    for (let i = 0; i < 30; i++) {
+      const actor = `user/d${i}`;
+      const reply = await r.ask(actor, "hi", i) as { node: string };
+      assert.equal(reply.node, rendezvousStrategy(actor, ["n1", "n3"]));
+    }
+    // An actor the draining node already holds is still sent there.
+    const held = "group/held";
+    await c.placement.claim(held, "n2", { leaseMs: 60_000, minEpoch: 1 });
+    assert.equal((await r.ask(held, "x", 0) as { node: string }).node, "n2");
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("the router keeps re-resolving, with backoff, while a handed-off actor is unplaced", async () => {
+  const c = await cluster(["n1", "n2"]);
+  try {
+    const actor = "group/handoff";
+    // A node outside the live view still holds the record (as a draining node does until its
+    // hand-off completes): every live node's claim fails and answers moved.
+    const { record } = await c.placement.claim(actor, "n9", { leaseMs: 60_000, minEpoch: 1 });
+    const timer = setTimeout(() => void c.placement.release(actor, "n9", record.epoch), 150);
+    const r = c.get("n1").router;
+    try {
+      const reply = await r.ask(actor, "x", 1, { deadline: Date.now() + 5_000 }) as {
+        node: string;
+      };
+      assert.equal(reply.node, rendezvousStrategy(actor, ["n1", "n2"]));
+    } finally {
+      clearTimeout(timer);
+    }
+    assert.ok(r.stats().retries >= 2, `retries ${r.stats().retries}`);
+    assert.ok(r.stats().moves >= 2);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("a message that keeps meeting moved ends with the router's give-up, within its deadline", async () => {
+  const c = await cluster(["n1", "n2"]);
+  try {
+    await c.placement.claim("group/stuck", "n9", { leaseMs: 60_000, minEpoch: 1 });
+    const r = c.get("n1").router;
+    const started = Date.now();
+    await assert.rejects(
+      r.ask("group/stuck", "x", 1, { deadline: Date.now() + 3_000 }),
+      (e: ImError) => e.code === "moved" || e.code === "timeout",
+    );
+    assert.ok(Date.now() - started < 3_500);
+  } finally {
+    await c.close();
+  }
+});
