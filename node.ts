@@ -26,13 +26,20 @@ import { registerAllOps } from "./gateway/ops_all.ts";
 import { TokenService } from "./gateway/tokens.ts";
 import { CloseCode, type Session } from "./gateway/ws_session.ts";
 import { createLogger, type Logger } from "./observability/log.ts";
-import { MetricsRegistry } from "./observability/metrics.ts";
+import { type Counter, MetricsRegistry } from "./observability/metrics.ts";
 import { clusterAdapters, type MemoryCluster } from "./cluster/from_config.ts";
 import { loadJwtSecrets } from "./jwt_secret.ts";
 import { KeyReloader, keysFromSecrets } from "./gateway/key_reload.ts";
 import { IpBudget } from "./gateway/ip_budget.ts";
 import { LoginThrottle } from "./gateway/login_throttle.ts";
 import { UserRateLimiter } from "./gateway/rate_limit.ts";
+import { ImError } from "./actors/errors.ts";
+import { withGroupAdminInfo } from "./actors/im/admin_views.ts";
+import { clusterConfigBehavior } from "./actors/im/cluster_config.ts";
+import { NODE_ADDRESS, NodeControl } from "./gateway/admin_control.ts";
+import { adminRoutes } from "./gateway/admin_routes.ts";
+import { dependencyMetrics, instrument } from "./observability/instrument.ts";
+import { RuntimeSampler } from "./observability/runtime_sampler.ts";
 
 /** A running node. */
 export interface ImNode {
@@ -74,12 +81,21 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
   const metrics = new MetricsRegistry();
   const health: Health = { state: "starting" };
 
-  const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const deps = dependencyMetrics(metrics);
+  const rawStore = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const store = instrument(rawStore, rawStore.kind, deps);
   const cleanups: Array<() => Promise<void>> = [() => store.close()];
   try {
     const cluster = await clusterAdapters(config, nodeId, logger, options.memoryCluster);
     cleanups.unshift(cluster.close);
-    const { membership, placement, transport } = cluster;
+    const { membership } = cluster;
+    // In a cluster, placement is Redis and the transport NATS: time them and count failures.
+    const placement = config.mode === "cluster"
+      ? instrument(cluster.placement, "redis", deps, ["lookup", "claim", "renew", "release"])
+      : cluster.placement;
+    const transport = config.mode === "cluster"
+      ? instrument(cluster.transport, "nats", deps, ["request"])
+      : cluster.transport;
     const secrets = config.jwtSecrets ?? await loadJwtSecrets(config.dataDir);
     const tokens = new TokenService({
       keys: await keysFromSecrets(secrets),
@@ -128,13 +144,97 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
       leaseMs: config.leaseMs,
       logger,
     });
-    for (const b of imBehaviors) host.register(b);
-    transport.onDeliveries((ds) => registry.deliver(ds));
-    await transport.serve((env) => host.receive(env));
+    for (const b of imBehaviors) host.register(b.kind === "group" ? withGroupAdminInfo(b) : b);
+    host.register(clusterConfigBehavior);
+    const node = registerNodeMetrics(metrics, host, registry, router);
+    transport.onDeliveries((ds) => {
+      node.observeDeliveries(ds);
+      registry.deliver(ds);
+    });
+    const sessions = new Set<Session>();
+    let address = "";
+    const sampler = new RuntimeSampler({
+      messages: () => node.messagesStored.get(),
+      framesIn: () => node.framesIn(),
+    });
+    metrics.gauge(
+      "im_event_loop_lag_seconds",
+      "Worst event-loop lag of the last second",
+      () => sampler.read().eventLoopLagMs / 1000,
+    );
+    metrics.gauge(
+      "im_process_cpu_ratio",
+      "Process CPU time over wall time in the last second (1 = one core)",
+      () => sampler.read().cpu,
+    );
+    const rateLimiter = new UserRateLimiter({
+      request: { perConnection: config.rateLimitPerSec, perUser: config.userRateLimitPerSec },
+      message: {
+        perConnection: config.messageRatePerSec,
+        perUser: config.userMessageRatePerSec,
+      },
+      presence: {
+        perConnection: config.presenceRatePerSec,
+        perUser: config.userPresenceRatePerSec,
+      },
+      floodCloseAfter: config.floodCloseAfter,
+    });
+    const control = new NodeControl({
+      nodeId,
+      address: () => address,
+      startedAt: Date.now(),
+      sessions,
+      transport,
+      membership,
+      ask: (to, type, body, opts) => router.ask(to, type, body, opts),
+      hostStats: () => host.stats(),
+      placementMoves: () => router.stats().moves,
+      sampler,
+      settings: [config],
+      logLevel: config.logLevel,
+      logger,
+      accessTokenTtlMs: config.accessTokenTtlSec * 1000,
+      requestTimeoutMs: config.requestTimeoutMs,
+      onApplied: (eff) => {
+        services.limits.groupMaxMembers = eff.groupMaxMembers;
+        // New connections and users get the new rates (existing buckets keep theirs).
+        const l = rateLimiter.limits;
+        l.request.perConnection = eff.rateLimitPerSec;
+        l.request.perUser = eff.userRateLimitPerSec;
+        l.message.perConnection = eff.messageRatePerSec;
+        l.message.perUser = eff.userMessageRatePerSec;
+        l.presence.perConnection = eff.presenceRatePerSec;
+        l.presence.perUser = eff.userPresenceRatePerSec;
+      },
+    });
+    cleanups.unshift(() => Promise.resolve(control.close()));
+    // A muted user's sends are refused by the conversation actor, wherever it runs.
+    for (const kind of ["direct", "group"]) {
+      host.hooks.beforeAccept(kind, "send", ({ body }) => {
+        if (control.isMuted((body as { from?: string })?.from ?? "")) {
+          throw new ImError("muted", "You are muted by an administrator");
+        }
+      });
+      host.hooks.after(kind, "stored", () => node.messagesStored.inc());
+    }
+    await transport.serve((env) =>
+      env.to === NODE_ADDRESS ? control.handle(env) : host.receive(env)
+    );
 
     const ops = new OpRegistry();
     registerAllOps(ops);
-    const sessions = new Set<Session>();
+    const sessionTokens = {
+      async verifyAccess(token: string) {
+        const identity = await tokens.verifyAccess(token);
+        // Tokens issued before a forced logout are refused until they expire.
+        if (control.isRevokedToken(identity.userId, token)) {
+          throw new ImError("invalid_token", "Invalid or expired token");
+        }
+        return identity;
+      },
+    };
+    const gateway = gatewayMetrics(metrics);
+    node.framesIn = () => sumCounter(gateway.framesIn);
     const app = createApp({
       store,
       tokens,
@@ -154,27 +254,26 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
       session: {
         router,
         ops,
-        tokens,
+        tokens: sessionTokens,
         registry,
         settings: config,
         newId,
         logger,
-        metrics: gatewayMetrics(metrics),
-        limits: new UserRateLimiter({
-          request: { perConnection: config.rateLimitPerSec, perUser: config.userRateLimitPerSec },
-          message: {
-            perConnection: config.messageRatePerSec,
-            perUser: config.userMessageRatePerSec,
-          },
-          presence: {
-            perConnection: config.presenceRatePerSec,
-            perUser: config.userPresenceRatePerSec,
-          },
-          floodCloseAfter: config.floodCloseAfter,
-        }),
+        metrics: gateway,
+        limits: rateLimiter,
       },
     });
-    registerNodeMetrics(metrics, host, registry);
+    app.route(
+      "/",
+      adminRoutes({
+        store,
+        tokens,
+        control,
+        ask: (to, type, body) => router.ask(to, type, body),
+        deliver: services.deliver,
+        logger,
+      }),
+    );
     metrics.gauge("im_commit_queue", "Appends waiting for the group commit", () => commits.pending);
 
     const tls = config.tlsCertFile && config.tlsKeyFile
@@ -193,7 +292,11 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
     const addrHost = config.hostname === "0.0.0.0" ? "127.0.0.1" : config.hostname;
     const url = `${"cert" in tls ? "https" : "http"}://${addrHost}:${port}`;
     const self = { id: nodeId, address: url, startedAt: Date.now() };
+    address = url;
     await membership.join(self);
+    sampler.start();
+    cleanups.unshift(() => Promise.resolve(sampler.stop()));
+    await control.start();
     // A node that lost its membership (it could not heartbeat for a TTL: a stall, or Redis was
     // unreachable) has dropped every actor; it joins again as soon as it can, so it recovers by
     // itself when the dependency returns. Its next activations take fresh epochs.
@@ -243,7 +346,9 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
           clearTimeout(rejoinTimer);
           // Peers stop placing new actors here once their view shows the draining flag; the
           // actors held here stay put (no takeover) until stopAll has handed them off.
-          await membership.drain().catch((err) => logger.warn("drain announcement failed", { err }));
+          await membership.drain().catch((err) =>
+            logger.warn("drain announcement failed", { err })
+          );
           if (config.mode === "cluster") {
             await new Promise((r) => setTimeout(r, config.heartbeatMs + 250));
           }
@@ -269,11 +374,22 @@ function broadcast(membership: Membership, transport: Transport, d: Delivery): v
   for (const n of membership.liveNodes()) transport.deliver(n.id, d);
 }
 
+/** Node metrics that need updating from outside (hooks, deliveries). */
+interface NodeMetrics {
+  messagesStored: Counter;
+  observeDeliveries(ds: Delivery[]): void;
+  framesIn: () => number;
+}
+
+/** Buckets of the delivery latency, seconds (stored → pushed to the socket queue). */
+const DELIVERY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
 function registerNodeMetrics(
   metrics: MetricsRegistry,
   host: ActorHost<ImServices>,
   registry: ConnectionRegistry,
-): void {
+  router: Router,
+): NodeMetrics {
   metrics.gauge("im_connections", "Authenticated WebSocket connections", () => registry.size);
   metrics.gauge("im_actors_active", "Active actors on this node", () => host.stats().active);
   metrics.gauge(
@@ -291,8 +407,45 @@ function registerNodeMetrics(
     "Messages waiting in mailboxes",
     () => host.stats().mailboxDepth,
   );
+  metrics.gauge(
+    "im_placement_moves_total",
+    "Messages answered `moved` (the actor lived elsewhere) since start",
+    () => router.stats().moves,
+  );
+  metrics.gauge(
+    "im_router_retries_total",
+    "Messages re-resolved and re-sent after a move or a dead node",
+    () => router.stats().retries,
+  );
   metrics.gauge("im_memory_rss_bytes", "Resident memory", () => Deno.memoryUsage().rss);
   metrics.gauge("im_memory_heap_used_bytes", "V8 heap used", () => Deno.memoryUsage().heapUsed);
+  const messagesStored = metrics.counter(
+    "im_messages_stored_total",
+    "Messages stored by the conversation actors of this node",
+  );
+  const latency = metrics.histogram(
+    "im_delivery_latency_seconds",
+    "From a message's server time to its push to local sockets",
+    DELIVERY_BUCKETS,
+  );
+  return {
+    messagesStored,
+    framesIn: () => 0,
+    observeDeliveries(ds) {
+      const now = Date.now();
+      for (const d of ds) {
+        const ts = d.frame.op === "msg" ? d.frame.ts : undefined;
+        if (typeof ts === "number") latency.observe(Math.max(0, now - ts) / 1000);
+      }
+    },
+  };
+}
+
+/** The total of a counter over its labels. */
+function sumCounter(c: Counter): number {
+  let n = 0;
+  for (const v of c.values()) n += v;
+  return n;
 }
 
 export type { Placement };

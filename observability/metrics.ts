@@ -32,6 +32,10 @@ export class Counter {
   get(labels?: Labels): number {
     return this.#values.get(labelKey(labels)) ?? 0;
   }
+  /** The values of every label set. */
+  values(): IterableIterator<number> {
+    return this.#values.values();
+  }
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
     if (this.#values.size === 0) lines.push(`${this.name} 0`);
@@ -56,39 +60,54 @@ export class Gauge {
   }
 }
 
-/** A histogram with fixed upper bounds (seconds or any unit the name says). */
+/** A histogram with fixed upper bounds (seconds or any unit the name says), optionally labelled. */
 export class Histogram {
-  readonly #counts: number[];
-  #sum = 0;
-  #count = 0;
-  constructor(readonly name: string, readonly help: string, readonly buckets: number[]) {
-    this.#counts = new Array(buckets.length).fill(0);
-  }
-  /** Records one observation. */
-  observe(value: number): void {
-    this.#sum += value;
-    this.#count++;
+  readonly #series = new Map<string, { counts: number[]; sum: number; count: number }>();
+  constructor(readonly name: string, readonly help: string, readonly buckets: number[]) {}
+  /** Records one observation (in the series of `labels`). */
+  observe(value: number, labels?: Labels): void {
+    const k = labelKey(labels);
+    let s = this.#series.get(k);
+    if (!s) {
+      s = { counts: new Array(this.buckets.length).fill(0), sum: 0, count: 0 };
+      this.#series.set(k, s);
+    }
+    s.sum += value;
+    s.count++;
     for (let i = 0; i < this.buckets.length; i++) {
       if (value <= this.buckets[i]) {
-        this.#counts[i]++;
+        s.counts[i]++;
         return;
       }
     }
   }
-  /** Number of observations. */
-  get count(): number {
-    return this.#count;
+  /** Number of observations (of the series of `labels`). */
+  count(labels?: Labels): number {
+    return this.#series.get(labelKey(labels))?.count ?? 0;
+  }
+  /** Sum of the observations (of the series of `labels`). */
+  sum(labels?: Labels): number {
+    return this.#series.get(labelKey(labels))?.sum ?? 0;
   }
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
-    let cumulative = 0;
-    for (let i = 0; i < this.buckets.length; i++) {
-      cumulative += this.#counts[i];
-      lines.push(`${this.name}_bucket{le="${this.buckets[i]}"} ${cumulative}`);
+    const series = this.#series.size ? this.#series : new Map([["", {
+      counts: new Array(this.buckets.length).fill(0),
+      sum: 0,
+      count: 0,
+    }]]);
+    for (const [k, s] of series) {
+      const pre = k ? `${k},` : "";
+      const braces = k ? `{${k}}` : "";
+      let cumulative = 0;
+      for (let i = 0; i < this.buckets.length; i++) {
+        cumulative += s.counts[i];
+        lines.push(`${this.name}_bucket{${pre}le="${this.buckets[i]}"} ${cumulative}`);
+      }
+      lines.push(`${this.name}_bucket{${pre}le="+Inf"} ${s.count}`);
+      lines.push(`${this.name}_sum${braces} ${s.sum}`);
+      lines.push(`${this.name}_count${braces} ${s.count}`);
     }
-    lines.push(`${this.name}_bucket{le="+Inf"} ${this.#count}`);
-    lines.push(`${this.name}_sum ${this.#sum}`);
-    lines.push(`${this.name}_count ${this.#count}`);
     return lines.join("\n");
   }
 }
