@@ -8,6 +8,7 @@
  * @module
  */
 import { isLogLevel, type LogLevel } from "./observability/log.ts";
+import { DEFAULT_MEDIA_TYPES, KNOWN_TYPES } from "./media/sniff.ts";
 
 /** A configuration value is missing or invalid. */
 export class ConfigError extends Error {
@@ -55,6 +56,14 @@ export interface Config {
   requestTimeoutMs: number;
   /** Most members a group may have. Default 2000. */
   groupMaxMembers: number;
+  /** How long a sender may recall a message, seconds (RECALL_WINDOW_SEC). Default 120. */
+  recallWindowSec: number;
+  /** Largest media upload, bytes (MEDIA_MAX_BYTES). Default 10 MiB. */
+  mediaMaxBytes: number;
+  /** Accepted media types, sniffed from the bytes (MEDIA_TYPES, comma-separated). */
+  mediaTypes: string[];
+  /** Where the disk blob store keeps media (MEDIA_DIR). Default `<dataDir>/media`. */
+  mediaDir: string;
   /** Per-connection request budget per second before `rate_limited`. Default 200. */
   rateLimitPerSec: number;
   /** Per-user (all connections on a node) request budget per second. Default 400. */
@@ -168,6 +177,18 @@ function secrets(env: Env): string[] | undefined {
   return list.length ? list : undefined;
 }
 
+function mediaTypes(env: Env): string[] {
+  const raw = env.MEDIA_TYPES?.trim();
+  if (!raw) return [...DEFAULT_MEDIA_TYPES];
+  const list = raw.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const t of list) {
+    if (!(KNOWN_TYPES as readonly string[]).includes(t)) {
+      throw new ConfigError(`MEDIA_TYPES: "${t}" is not one of ${KNOWN_TYPES.join(", ")}`);
+    }
+  }
+  return list;
+}
+
 /** Reads and validates the configuration; throws ConfigError with a clear message. */
 export function loadConfig(env: Env = Deno.env.toObject()): Config {
   const databaseUrl = url(env, "DATABASE_URL", ["postgres:", "postgresql:"]);
@@ -229,6 +250,10 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     passivateAfterMs: int(env, "PASSIVATE_AFTER_MS", 300_000, 10, 86_400_000),
     requestTimeoutMs: int(env, "REQUEST_TIMEOUT_MS", 5_000, 100, 600_000),
     groupMaxMembers: int(env, "GROUP_MAX_MEMBERS", 2_000, 2, 100_000),
+    recallWindowSec: int(env, "RECALL_WINDOW_SEC", 120, 0, 365 * 86_400),
+    mediaMaxBytes: int(env, "MEDIA_MAX_BYTES", 10 * 1_048_576, 1_024, 1 << 30),
+    mediaTypes: mediaTypes(env),
+    mediaDir: env.MEDIA_DIR?.trim() || `${env.DATA_DIR?.trim() || "./data"}/media`,
     rateLimitPerSec: int(env, "RATE_LIMIT_PER_SEC", 200, 1, 1_000_000),
     userRateLimitPerSec: int(env, "USER_RATE_LIMIT_PER_SEC", 400, 1, 1_000_000),
     messageRatePerSec: int(env, "MESSAGE_RATE_PER_SEC", 100, 1, 1_000_000),

@@ -38,6 +38,8 @@ import { withGroupAdminInfo } from "./actors/im/admin_views.ts";
 import { clusterConfigBehavior } from "./actors/im/cluster_config.ts";
 import { NODE_ADDRESS, NodeControl } from "./gateway/admin_control.ts";
 import { adminRoutes } from "./gateway/admin_routes.ts";
+import { mediaRoutes } from "./gateway/media_routes.ts";
+import { openDiskBlobStore } from "./media/blob_store_disk.ts";
 import { dependencyMetrics, instrument } from "./observability/instrument.ts";
 import { RuntimeSampler } from "./observability/runtime_sampler.ts";
 
@@ -129,7 +131,10 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
       deliver: (d) => broadcast(membership, transport, d),
       newId,
       now: Date.now,
-      limits: { groupMaxMembers: config.groupMaxMembers },
+      limits: {
+        groupMaxMembers: config.groupMaxMembers,
+        recallWindowMs: config.recallWindowSec * 1000,
+      },
       logger,
     };
     const host = new ActorHost<ImServices>({
@@ -263,6 +268,20 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
         limits: rateLimiter,
       },
     });
+    app.route(
+      "/",
+      mediaRoutes({
+        store,
+        blobs: openDiskBlobStore(config.mediaDir),
+        tokens: sessionTokens,
+        actors: router,
+        newId,
+        maxBytes: config.mediaMaxBytes,
+        allowedTypes: config.mediaTypes,
+        requestTimeoutMs: config.requestTimeoutMs,
+        logger,
+      }),
+    );
     app.route(
       "/",
       adminRoutes({

@@ -20,6 +20,9 @@ export type ErrorCode =
   | "forbidden"
   | "muted"
   | "group_full"
+  // Media uploads: over the size limit; a type (sniffed from the bytes) not allowed.
+  | "too_large"
+  | "unsupported_type"
   | "rate_limited"
   | "overloaded"
   | "timeout"

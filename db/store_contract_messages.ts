@@ -61,7 +61,13 @@ export const MESSAGE_FEATURE_STEPS: [string, Step][] = [
       };
       await store.createMedia(media);
       assert.deepEqual(await store.getMedia(media.mediaId), media);
-      const file = { ...media, mediaId: `md_${p}f`, mime: "application/pdf", width: null, height: null };
+      const file = {
+        ...media,
+        mediaId: `md_${p}f`,
+        mime: "application/pdf",
+        width: null,
+        height: null,
+      };
       await store.createMedia(file);
       assert.deepEqual(await store.getMedia(file.mediaId), file);
       assert.equal(await store.getMedia(`md_${p}none`), null);

@@ -33,6 +33,8 @@ export const HTTP_STATUS: Readonly<Partial<Record<ErrorCode, ContentfulStatusCod
   not_member: 403,
   not_found: 404,
   username_taken: 409,
+  too_large: 413,
+  unsupported_type: 415,
   rate_limited: 429,
   internal: 500,
   unavailable: 503,

@@ -7,6 +7,7 @@
  */
 import { BadRequestError } from "../actors/errors.ts";
 import type { Recipient } from "../db/store.ts";
+import { validateBody } from "../actors/im/message_types.ts";
 
 /** A decoded frame: a map with a string `op`. */
 export type Frame = Record<string, unknown> & { op: string };
@@ -82,18 +83,8 @@ export function parseSend(
   if (/[\u0000-\u001f\u007f]/.test(cmid)) {
     throw new BadRequestError(`"cmid" must not contain control characters`);
   }
-  const body = frame.body;
-  if (!body || typeof body !== "object" || Array.isArray(body)) {
-    throw new BadRequestError(`"body" must be a map`);
-  }
-  const type = (body as Record<string, unknown>).type;
-  if (typeof type !== "string" || type.length < 1 || type.length > 32) {
-    throw new BadRequestError(`"body.type" must be a string of 1-32 characters`);
-  }
-  if (type === "text" && typeof (body as Record<string, unknown>).text !== "string") {
-    throw new BadRequestError(`"body.text" must be a string`);
-  }
-  return { to: recipient, cmid, body: body as Record<string, unknown> };
+  // Every body type, field by field (actors/im/message_types.ts).
+  return { to: recipient, cmid, body: validateBody(frame.body) };
 }
 
 /** Validated `sync`. */

@@ -5,9 +5,11 @@
 import type { OpRegistry } from "./op_registry.ts";
 import { registerCoreOps } from "./ops_core.ts";
 import { registerGroupOps } from "./ops_group.ts";
+import { registerMessageOps } from "./ops_messages.ts";
 
 /** Registers every op of the protocol on `ops`. */
 export function registerAllOps(ops: OpRegistry): void {
   registerCoreOps(ops);
   registerGroupOps(ops);
+  registerMessageOps(ops);
 }

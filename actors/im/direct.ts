@@ -10,7 +10,10 @@
 import { defineBehavior } from "../behavior.ts";
 import { NotFoundError, NotMemberError } from "../errors.ts";
 import { directConvId, directParticipants } from "./conversation_ids.ts";
-import { checkSendRequest, commitSend, historyPage } from "./messaging.ts";
+import { checkSendRequest, historyPage } from "./messaging.ts";
+import { directAccess } from "./conv_access.ts";
+import { messageActionHandlers, sendChecked } from "./message_actions.ts";
+import { receiptHandlers } from "./receipts.ts";
 import type { ImServices } from "./services.ts";
 
 /** State of a direct conversation actor. */
@@ -46,12 +49,16 @@ export const directBehavior = defineBehavior<DirectState, ImServices>({
       const { a, b, valid } = ctx.state;
       if (req.from !== a && req.from !== b) throw new NotMemberError();
       if (!valid) throw new NotFoundError("Unknown recipient");
-      return commitSend(ctx, req, directConvId(a, b), a === b ? [a] : [a, b]);
+      return sendChecked(ctx, req, directAccess, a === b ? [a] : [a, b]);
     },
     history(ctx, body: { user: string; before: number | null; limit: number }) {
       const { a, b, valid } = ctx.state;
       if (!valid || (body.user !== a && body.user !== b)) throw new NotMemberError();
-      return ctx.defer(historyPage(ctx.services, directConvId(a, b), body.before, body.limit));
+      return ctx.defer(
+        historyPage(ctx.services, directConvId(a, b), body.before, body.limit, body.user),
+      );
     },
+    ...messageActionHandlers(directAccess),
+    ...receiptHandlers(directAccess),
   },
 });

@@ -12,9 +12,12 @@
 import { defineBehavior } from "../behavior.ts";
 import { BadRequestError, ImError, NotFoundError, NotMemberError } from "../errors.ts";
 import { groupConvId } from "./conversation_ids.ts";
-import { checkSendRequest, commitSend, historyPage } from "./messaging.ts";
+import { checkSendRequest, historyPage } from "./messaging.ts";
 import type { ImServices } from "./services.ts";
 import { groupAdminHandlers } from "./group_admin.ts";
+import { groupAccess } from "./conv_access.ts";
+import { messageActionHandlers, sendChecked } from "./message_actions.ts";
+import { receiptHandlers } from "./receipts.ts";
 import {
   announce,
   checkCanSpeak,
@@ -163,12 +166,14 @@ export const groupBehavior = defineBehavior<GroupState, ImServices>({
         throw new BadRequestError(`"body.type" "system" is reserved for the server`);
       }
       checkCanSpeak(ctx.state, member, ctx.services.now());
-      return commitSend(ctx, req, groupConvId(ctx.key), memberList(ctx.state));
+      return sendChecked(ctx, req, groupAccess, memberList(ctx.state));
     },
     history(ctx, body: { user: string; before: number | null; limit: number }) {
       // A dissolved group keeps its last members, who may still read what was said.
       if (!ctx.state.exists || !ctx.state.members[body.user]) throw new NotMemberError();
-      return ctx.defer(historyPage(ctx.services, groupConvId(ctx.key), body.before, body.limit));
+      return ctx.defer(
+        historyPage(ctx.services, groupConvId(ctx.key), body.before, body.limit, body.user),
+      );
     },
     /** One page of members sorted by user id: `{owner, members, more, count}`. */
     members(ctx, body: { user: string; after?: string | null; limit?: number }) {
@@ -190,5 +195,7 @@ export const groupBehavior = defineBehavior<GroupState, ImServices>({
       };
     },
     ...groupAdminHandlers,
+    ...messageActionHandlers(groupAccess),
+    ...receiptHandlers(groupAccess),
   },
 });

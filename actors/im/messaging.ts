@@ -74,6 +74,11 @@ export function commitSend<S extends object>(
   req: SendRequest,
   conv: string,
   recipients: string[],
+  /**
+   * Runs after the commit (stored or duplicate) and before the delivery and the reply, e.g. to
+   * record the media a message carries; its failure fails the send (a retry runs it again).
+   */
+  afterStore?: (message: StoredMessage) => Promise<void>,
 ) {
   let pending = inFlight.get(ctx.state);
   if (!pending) {
@@ -85,7 +90,7 @@ export function commitSend<S extends object>(
   if (existing) return ctx.defer(existing);
 
   const svc = ctx.services;
-  const work = svc.commit({
+  let committed = svc.commit({
     actorId: ctx.id,
     epoch: ctx.epoch,
     mid: svc.newId("m_"),
@@ -96,7 +101,14 @@ export function commitSend<S extends object>(
     ts: svc.now(),
     body: req.body,
     recipients,
-  }).then((result): SendOk => {
+  });
+  if (afterStore) {
+    committed = committed.then(async (result) => {
+      if (result.status !== "fenced") await afterStore(result.message);
+      return result;
+    });
+  }
+  const work = committed.then((result): SendOk => {
     if (result.status === "fenced") {
       throw new FencedError(ctx.id, ctx.epoch, result.storedEpoch);
     }
@@ -115,13 +127,31 @@ export function commitSend<S extends object>(
   return ctx.defer(work);
 }
 
-/** Reads one page of history, newest first, answering `more` when older messages exist. */
+/**
+ * Reads one page of history, newest first, answering `more` when older messages exist. With
+ * `user`, the page is what that user sees: without the messages they deleted for themselves,
+ * and each message with its `reactions` (when it has any).
+ */
 export async function historyPage(
   svc: ImServices,
   conv: string,
   before: number | null,
   limit: number,
+  user?: string,
 ): Promise<{ messages: Record<string, unknown>[]; more: boolean }> {
+  if (user !== undefined) {
+    const rows = await svc.store.historyFor(user, conv, before, limit + 1);
+    const more = rows.length > limit;
+    const page = more ? rows.slice(0, limit) : rows;
+    return {
+      messages: page.map((m) => {
+        const frame = msgFrame(m);
+        if (m.reactions.length) frame.reactions = m.reactions;
+        return frame;
+      }),
+      more,
+    };
+  }
   const rows = await svc.store.history(conv, before, limit + 1);
   const more = rows.length > limit;
   const page = more ? rows.slice(0, limit) : rows;

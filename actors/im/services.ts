@@ -11,6 +11,8 @@ import type { Logger } from "../../observability/log.ts";
 export interface ImLimits {
   /** Most members a group may have. */
   groupMaxMembers: number;
+  /** How long after sending a sender may recall a message, ms (default 120000). */
+  recallWindowMs?: number;
 }
 
 /** Services of the IM behaviours. */

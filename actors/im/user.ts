@@ -13,6 +13,7 @@
 import { defineBehavior } from "../behavior.ts";
 import { BadRequestError } from "../errors.ts";
 import { msgFrame } from "./messaging.ts";
+import { conversationHandlers } from "./conversations.ts";
 import type { ImServices } from "./services.ts";
 
 /** How often dirty ack cursors are written, ms. */
@@ -44,6 +45,7 @@ export const userBehavior = defineBehavior<UserState, ImServices>({
     await flush(ctx.services, ctx.id, ctx.epoch, ctx.key, ctx.state);
   },
   handlers: {
+    ...conversationHandlers,
     /** A device connected: registers it and answers the latest inbox seq. */
     async connect(ctx, body: { device: string }) {
       if (typeof body?.device !== "string") throw new BadRequestError("Missing device");
