@@ -109,6 +109,10 @@ export interface Config {
   /** Membership TTL, ms. Default 3000. */
   memberTtlMs: number;
   logLevel: LogLevel;
+  /** Offline push webhook (`PUSH_WEBHOOK_URL`); unset: pushes are logged at debug level. */
+  pushWebhookUrl?: string;
+  /** HMAC-SHA256 key of the webhook signature (`PUSH_WEBHOOK_SECRET`, required with the URL). */
+  pushWebhookSecret?: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -277,5 +281,22 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     heartbeatMs,
     memberTtlMs,
     logLevel,
+    ...pushConfig(env),
   };
+}
+
+/** The offline-push settings: a webhook URL needs a secret of at least 16 bytes, and back. */
+function pushConfig(env: Env): { pushWebhookUrl?: string; pushWebhookSecret?: string } {
+  const pushWebhookUrl = url(env, "PUSH_WEBHOOK_URL", ["https:", "http:"]);
+  const pushWebhookSecret = env.PUSH_WEBHOOK_SECRET?.trim() || undefined;
+  if (pushWebhookUrl && !pushWebhookSecret) {
+    throw new ConfigError("PUSH_WEBHOOK_URL needs PUSH_WEBHOOK_SECRET (the signature key)");
+  }
+  if (pushWebhookSecret && !pushWebhookUrl) {
+    throw new ConfigError("PUSH_WEBHOOK_SECRET is set but PUSH_WEBHOOK_URL is not");
+  }
+  if (pushWebhookSecret && new TextEncoder().encode(pushWebhookSecret).length < 16) {
+    throw new ConfigError("PUSH_WEBHOOK_SECRET must be at least 16 bytes long");
+  }
+  return { pushWebhookUrl, pushWebhookSecret };
 }

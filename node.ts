@@ -23,6 +23,7 @@ import { newId } from "./gateway/ids.ts";
 import { gatewayMetrics } from "./gateway/metrics.ts";
 import { OpRegistry } from "./gateway/op_registry.ts";
 import { registerAllOps } from "./gateway/ops_all.ts";
+import { notifierFromConfig, offlinePushHook } from "./push/from_config.ts";
 import { TokenService } from "./gateway/tokens.ts";
 import { CloseCode, type Session } from "./gateway/ws_session.ts";
 import { createLogger, type Logger } from "./observability/log.ts";
@@ -125,6 +126,9 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
       membership,
       defaultTimeoutMs: config.requestTimeoutMs,
     });
+    // Offline push: the webhook when PUSH_WEBHOOK_URL is set, a log line otherwise.
+    const notifier = notifierFromConfig(config, logger);
+    cleanups.unshift(() => notifier.close());
     const services: ImServices = {
       store,
       commit: (req) => commits.append(req),
@@ -136,6 +140,8 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
         recallWindowMs: config.recallWindowSec * 1000,
       },
       logger,
+      isNodeLive: (id) => membership.isLive(id),
+      notifier,
     };
     const host = new ActorHost<ImServices>({
       nodeId,
@@ -222,6 +228,18 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
       });
       host.hooks.after(kind, "stored", () => node.messagesStored.inc());
     }
+    // After each commit, every recipient's user actor decides on an offline push.
+    const offlinePush = offlinePushHook((to, type, body) =>
+      router.tell(to, type, body, { sender: "push" })
+    );
+    for (const kind of ["direct", "group"]) host.hooks.after(kind, "delivered", offlinePush);
+    for (const [name, read] of Object.entries(notifierGauges)) {
+      metrics.gauge(
+        `im_push_${name}`,
+        `Offline push: ${name} (see push/notifier.ts)`,
+        () => notifier.stats()[read],
+      );
+    }
     await transport.serve((env) =>
       env.to === NODE_ADDRESS ? control.handle(env) : host.receive(env)
     );
@@ -258,6 +276,7 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
       }),
       session: {
         router,
+        nodeId,
         ops,
         tokens: sessionTokens,
         registry,
@@ -468,3 +487,11 @@ function sumCounter(c: Counter): number {
 }
 
 export type { Placement };
+
+/** Offline-push gauges and the notifier counter each reads. */
+const notifierGauges = {
+  pending: "pending",
+  sent_total: "sent",
+  failed_total: "failed",
+  dropped_total: "dropped",
+} as const;

@@ -18,6 +18,11 @@ export type ErrorCode =
   | "not_member"
   | "not_found"
   | "forbidden"
+  // Social graph (friends, blocks, stranger policy): see docs/protocol.md.
+  | "blocked"
+  | "not_friend"
+  | "already_friends"
+  | "limit_exceeded"
   | "muted"
   | "group_full"
   // Media uploads: over the size limit; a type (sniffed from the bytes) not allowed.

@@ -69,6 +69,11 @@ export interface SessionDeps {
   newId(prefix: string): string;
   logger: Logger;
   metrics: GatewayMetrics;
+  /**
+   * This node's id: a connection is known to its user's actor as `<nodeId>/<connId>` (presence
+   * drops the connections of nodes that left the cluster). Default `local`.
+   */
+  nodeId?: string;
   /** Per-user and per-connection rate limits (rate_limit.ts), shared by the node's sessions. */
   limits: UserRateLimiter;
 }
@@ -177,6 +182,7 @@ export class Session implements Connection {
   #detach(): void {
     if (this.#detached) return;
     this.#detached = true;
+    this.#leavePresence();
     this.#limiter?.release();
     this.deps.registry.remove(this);
     this.deps.metrics.connectionsClosed.inc();
@@ -343,12 +349,17 @@ export class Session implements Connection {
       this.#userId = claims.userId;
       this.#device = req.device ?? claims.device;
       try {
+        this.#inPresence = true;
         const res = await this.#ask(userActor(this.#userId), "connect", {
           device: this.#device,
+          conn: this.#presenceKey(),
         }) as {
           seq: number;
         };
-        if (this.#closed()) return;
+        if (this.#closed()) {
+          this.#leavePresence();
+          return;
+        }
         clearTimeout(this.#authTimer);
         this.#state = "open";
         this.#limiter = this.deps.limits.connect(this.#userId);
@@ -364,10 +375,28 @@ export class Session implements Connection {
       } catch (err) {
         // The token was fine but the node could not serve it: the client may retry.
         this.#fail(id, err);
+        // The connect may have run before it failed here; this undoes it (a no-op otherwise).
+        this.#leavePresence();
         this.#state = "new";
         this.#waiting = [];
       }
     })();
+  }
+
+  /** Whether the user's actor may count this connection as one of its devices. */
+  #inPresence = false;
+
+  #presenceKey(): string {
+    return `${this.deps.nodeId ?? "local"}/${this.id}`;
+  }
+
+  /** Tells the user's actor this connection is gone (once; after its `connect` in send order). */
+  #leavePresence(): void {
+    if (!this.#inPresence) return;
+    this.#inPresence = false;
+    this.deps.router.tell(userActor(this.#userId), "presence.disconnect", {
+      conn: this.#presenceKey(),
+    }, { sender: this.id });
   }
 
   #ack(frame: Frame, id: number | null): void {

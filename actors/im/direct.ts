@@ -14,6 +14,7 @@ import { checkSendRequest, historyPage } from "./messaging.ts";
 import { directAccess } from "./conv_access.ts";
 import { messageActionHandlers, sendChecked } from "./message_actions.ts";
 import { receiptHandlers } from "./receipts.ts";
+import { checkDirect, directSocialHandlers, type Gate } from "./direct_gate.ts";
 import type { ImServices } from "./services.ts";
 
 /** State of a direct conversation actor. */
@@ -22,6 +23,8 @@ export interface DirectState {
   b: string;
   /** Whether both users exist (checked on activation). */
   valid: boolean;
+  /** Each participant's gate towards the other (blocks, friendship), cached; never snapshotted. */
+  gates?: Record<string, Gate>;
 }
 
 /** The behaviour of direct conversations. */
@@ -44,11 +47,14 @@ export const directBehavior = defineBehavior<DirectState, ImServices>({
     ctx.state.valid = found.length === ids.length;
   },
   handlers: {
-    send(ctx, body) {
+    ...directSocialHandlers,
+    async send(ctx, body) {
       const req = checkSendRequest(body);
       const { a, b, valid } = ctx.state;
       if (req.from !== a && req.from !== b) throw new NotMemberError();
       if (!valid) throw new NotFoundError("Unknown recipient");
+      // Blocks and the stranger policy (cached; see direct_gate.ts).
+      await checkDirect(ctx, req.from);
       return sendChecked(ctx, req, directAccess, a === b ? [a] : [a, b]);
     },
     history(ctx, body: { user: string; before: number | null; limit: number }) {

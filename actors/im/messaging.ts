@@ -120,6 +120,8 @@ export function commitSend<S extends object>(
         seqs: users.map((u) => result.seqs[u]),
       });
       ctx.emit("stored", result.message);
+      // Who got it (for offline push: node.ts turns this into per-recipient push decisions).
+      ctx.emit("delivered", { message: result.message, users });
     }
     return okOf(result.message);
   }).finally(() => pending.delete(key));

@@ -6,6 +6,7 @@
 import type { AppendRequest, AppendResult, Store } from "../../db/store.ts";
 import type { Delivery } from "../../cluster/transport.ts";
 import type { Logger } from "../../observability/log.ts";
+import type { Notifier } from "../../push/notifier.ts";
 
 /** Limits the IM behaviours enforce. */
 export interface ImLimits {
@@ -29,4 +30,11 @@ export interface ImServices {
   now(): number;
   limits: ImLimits;
   logger: Logger;
+  /**
+   * Whether a node is live in this node's cluster view (presence ignores the connections of
+   * nodes that are gone). Absent: every node counts as live.
+   */
+  isNodeLive?(nodeId: string): boolean;
+  /** Where offline push notifications go (see push/notifier.ts). Absent: no offline push. */
+  notifier?: Notifier;
 }

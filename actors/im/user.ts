@@ -15,6 +15,9 @@ import { BadRequestError } from "../errors.ts";
 import { msgFrame } from "./messaging.ts";
 import { conversationHandlers } from "./conversations.ts";
 import type { ImServices } from "./services.ts";
+import { presenceActivated, presenceConnected, presenceHandlers } from "./presence.ts";
+import { pushHandlers } from "./push_prefs.ts";
+import { socialHandlers } from "./social.ts";
 
 /** How often dirty ack cursors are written, ms. */
 export const ACK_FLUSH_MS = 500;
@@ -40,16 +43,21 @@ export const userBehavior = defineBehavior<UserState, ImServices>({
   decode: (raw) => ({ ...(raw as Record<string, unknown> ?? {}), devices: {}, dirty: [] }),
   async onActivate(ctx) {
     for (const c of await ctx.services.store.loadAcks(ctx.key)) ctx.state.devices[c.device] = c.seq;
+    await presenceActivated(ctx);
   },
   async onPassivate(ctx) {
     await flush(ctx.services, ctx.id, ctx.epoch, ctx.key, ctx.state);
   },
   handlers: {
+    ...socialHandlers,
+    ...presenceHandlers,
+    ...pushHandlers,
     ...conversationHandlers,
     /** A device connected: registers it and answers the latest inbox seq. */
-    async connect(ctx, body: { device: string }) {
+    async connect(ctx, body: { device: string; conn?: string }) {
       if (typeof body?.device !== "string") throw new BadRequestError("Missing device");
       if (!(body.device in ctx.state.devices)) ctx.state.devices[body.device] = 0;
+      await presenceConnected(ctx, body);
       return { seq: await ctx.services.store.latestSeq(ctx.key) };
     },
     /** A device holds every inbox message up to `seq`. */

@@ -1,0 +1,394 @@
+/**
+ * Presence (online / offline / last seen across a user's devices) and group typing indicators,
+ * kept in the user actors. `user.ts` calls {@link presenceConnected} from `connect` and
+ * {@link presenceActivated} from `onActivate`, and spreads {@link presenceHandlers}.
+ *
+ * Guarantees:
+ * - A user is **online while any of its devices is connected anywhere in the cluster**: every
+ *   session registers `<nodeId>/<connId>` on connect and removes it on close
+ *   (`presence.disconnect`). Connections of a node that left the cluster (crash, shutdown) are
+ *   dropped within {@link PRESENCE_TICK_MS} by a timer that runs while the user is online, and on
+ *   activation. Connections are in the snapshot, written before the connect is answered.
+ * - Only **friends and group co-members** see a user's presence: a subscription names the ids
+ *   and, for non-friends, a group both belong to; the group actor confirms the membership and
+ *   the watched user's actor confirms the friendship and that it does not block the watcher.
+ * - Subscriptions are **bounded**: at most {@link PRESENCE_LIMITS.perRequest} ids per request
+ *   and {@link PRESENCE_LIMITS.subs} per user. They belong to the user (all its devices) and end
+ *   with `presence.unsubscribe`, when the user's last device disconnects, or when the
+ *   friendship ends or a block is set. Each is a lease in the watched actor that the watcher
+ *   renews while online, so a lost unwatch expires by itself.
+ * - `presence` frames are pushed to watchers on every online/offline change; `typing` frames
+ *   are ephemeral (never stored, never synced).
+ *
+ * @module
+ */
+import type { MessageMeta } from "../behavior.ts";
+import { BadRequestError, ImError } from "../errors.ts";
+import { groupActor, groupConvId, userActor } from "./conversation_ids.ts";
+import {
+  has,
+  presenceOf,
+  type PresenceVia,
+  requireFromUser,
+  requireSelf,
+  socialOf,
+  type UserCtx,
+} from "./social_state.ts";
+
+type Ctx = UserCtx;
+
+/** Bounds of presence subscriptions (not `const` so that tests can lower them). */
+export const PRESENCE_LIMITS: Record<"perRequest" | "subs" | "watchers", number> = {
+  /** Ids per subscribe / get request. */
+  perRequest: 100,
+  /** Users one user may watch at once. */
+  subs: 256,
+  /** Watchers one user may have at once. */
+  watchers: 20_000,
+};
+
+/** How often an online user's actor drops connections of dead nodes and renews its leases. */
+export const PRESENCE_TICK_MS = 15_000;
+/** How long a watch lasts without renewal. */
+export const WATCH_LEASE_MS = 30 * 60_000;
+/** How often an online watcher renews its watches. */
+export const WATCH_RENEW_MS = 10 * 60_000;
+
+/** Members read per `members` page when checking a group (the group actor's largest page). */
+const MEMBER_PAGE = 500;
+
+/** What a presence answer and a `presence` frame say about one user. */
+export interface PresenceInfo {
+  userId: string;
+  online: boolean;
+  /** When the last device went offline; null while online or when never seen. */
+  lastSeen: number | null;
+}
+
+function nodeOf(conn: string): string {
+  const i = conn.indexOf("/");
+  return i < 0 ? conn : conn.slice(0, i);
+}
+
+/** Drops connections whose node is no longer live; true when any was dropped. */
+function pruneDead(ctx: Ctx): boolean {
+  const live = ctx.services.isNodeLive;
+  if (!live) return false;
+  const p = presenceOf(ctx.state);
+  let dropped = false;
+  for (const conn of Object.keys(p.conns)) {
+    if (!live(nodeOf(conn))) {
+      delete p.conns[conn];
+      dropped = true;
+    }
+  }
+  return dropped;
+}
+
+function isOnline(ctx: Ctx): boolean {
+  return Object.keys(presenceOf(ctx.state).conns).length > 0;
+}
+
+/**
+ * Whether a device of this user is connected on a live node now (read-only: dead nodes'
+ * connections are dropped by the timer, this only ignores them).
+ */
+export function connectedAnywhere(ctx: Ctx): boolean {
+  const live = ctx.services.isNodeLive;
+  return Object.keys(presenceOf(ctx.state).conns).some((c) => !live || live(nodeOf(c)));
+}
+
+/** This user's presence. */
+export function presenceInfo(ctx: Ctx): PresenceInfo {
+  const online = isOnline(ctx);
+  return {
+    userId: ctx.key,
+    online,
+    lastSeen: online ? null : presenceOf(ctx.state).lastSeen,
+  };
+}
+
+/** Pushes this user's presence to its live watchers (expired leases are dropped). */
+function announce(ctx: Ctx): void {
+  const p = presenceOf(ctx.state);
+  const now = ctx.services.now();
+  const users: string[] = [];
+  for (const [watcher, until] of Object.entries(p.watchers)) {
+    if (until > now) users.push(watcher);
+    else delete p.watchers[watcher];
+  }
+  if (users.length) {
+    ctx.services.deliver({ frame: { op: "presence", ...presenceInfo(ctx) }, users });
+  }
+}
+
+/** The last device is gone: last seen now, watchers told, this user's own watches ended. */
+function goOffline(ctx: Ctx): void {
+  const p = presenceOf(ctx.state);
+  p.lastSeen = ctx.services.now();
+  ctx.cancelTimer("presence");
+  announce(ctx);
+  for (const target of Object.keys(p.subs)) {
+    ctx.tell(userActor(target), "presence.unwatch", { watcher: ctx.key });
+  }
+  p.subs = {};
+}
+
+/**
+ * Registers a connection (`body.conn`, `<nodeId>/<connId>`) of this user; called by `connect`.
+ * Announces the user online when it was not, and snapshots before the connect is answered.
+ */
+export async function presenceConnected(ctx: Ctx, body: { conn?: unknown }): Promise<void> {
+  if (typeof body?.conn !== "string" || body.conn.length > 200) return;
+  const p = presenceOf(ctx.state);
+  pruneDead(ctx);
+  const was = isOnline(ctx);
+  p.conns[body.conn] = ctx.services.now();
+  if (!was) {
+    announce(ctx);
+    ctx.setTimer("presence", PRESENCE_TICK_MS, "presence.tick", undefined, true);
+  }
+  await ctx.snapshot();
+}
+
+/** Restarts the presence timer of a restored online user and drops dead connections. */
+export async function presenceActivated(ctx: Ctx): Promise<void> {
+  const p = presenceOf(ctx.state);
+  if (Object.keys(p.conns).length === 0) return;
+  if (pruneDead(ctx) && !isOnline(ctx)) {
+    goOffline(ctx);
+    await ctx.snapshot();
+    return;
+  }
+  ctx.setTimer("presence", PRESENCE_TICK_MS, "presence.tick", undefined, true);
+}
+
+/**
+ * Forgets presence links with `other` (unfriend, block): it no longer watches this user, and
+ * this user's watch of it ends (`tellOther`: also in `other`'s actor; otherwise that actor
+ * forgets on its own side).
+ */
+export function presenceForget(ctx: Ctx, other: string, tellOther: boolean): void {
+  const p = presenceOf(ctx.state);
+  delete p.watchers[other];
+  if (has(p.subs, other)) {
+    delete p.subs[other];
+    if (tellOther) ctx.tell(userActor(other), "presence.unwatch", { watcher: ctx.key });
+  }
+}
+
+/** Throws `forbidden` unless every id of `ids` is a member of `group` (and so is the caller). */
+async function checkCoMembers(ctx: Ctx, group: string, ids: string[]): Promise<void> {
+  const missing = new Set(ids);
+  for await (const member of groupMembers(ctx, group)) {
+    missing.delete(member);
+    if (missing.size === 0) return;
+  }
+  const [first] = missing;
+  throw new ImError("forbidden", `User "${first}" is neither a friend nor a member of that group`);
+}
+
+/** Every member of `group`, page by page; `not_member`/`not_found` unless the caller is one. */
+async function* groupMembers(ctx: Ctx, group: string): AsyncGenerator<string> {
+  let after: string | null = null;
+  for (;;) {
+    const res: { members: { userId: string }[]; more?: boolean } = await ctx.ask(
+      groupActor(group),
+      "members",
+      { user: ctx.key, after, limit: MEMBER_PAGE },
+    );
+    for (const m of res.members) yield m.userId;
+    if (!res.more || res.members.length === 0) return;
+    after = res.members[res.members.length - 1].userId;
+  }
+}
+
+/** Handlers `user.ts` adds to the user actor. */
+export const presenceHandlers = {
+  /** A session closed (told by the gateway that held it). */
+  async "presence.disconnect"(ctx: Ctx, body: { conn: string }) {
+    const p = presenceOf(ctx.state);
+    if (typeof body?.conn !== "string" || !has(p.conns, body.conn)) return {};
+    delete p.conns[body.conn];
+    pruneDead(ctx);
+    if (!isOnline(ctx)) goOffline(ctx);
+    await ctx.snapshot();
+    return {};
+  },
+
+  /** Timer while online: drop dead nodes' connections, renew this user's watch leases. */
+  async "presence.tick"(ctx: Ctx) {
+    const p = presenceOf(ctx.state);
+    if (pruneDead(ctx) && !isOnline(ctx)) {
+      goOffline(ctx);
+      await ctx.snapshot();
+      return {};
+    }
+    const now = ctx.services.now();
+    if (now - p.subsRenewedAt >= WATCH_RENEW_MS && Object.keys(p.subs).length) {
+      p.subsRenewedAt = now;
+      for (const [target, via] of Object.entries(p.subs)) {
+        ctx.tell(userActor(target), "presence.watch", { watcher: ctx.key, via, watch: true });
+      }
+    }
+    return {};
+  },
+
+  /**
+   * `watcher` asks for this user's presence (and, with `watch`, a lease on its changes).
+   * Refused (`forbidden`) when this user blocks the watcher, or when the watcher claims a
+   * friendship this user does not have (co-membership is confirmed by the watcher's actor).
+   */
+  "presence.watch"(
+    ctx: Ctx,
+    body: { watcher: string; via: PresenceVia; watch: boolean },
+    meta: MessageMeta,
+  ) {
+    const watcher = requireFromUser(meta, body?.watcher);
+    const s = socialOf(ctx.state);
+    if (has(s.blocked, watcher)) throw new ImError("forbidden", "Presence not visible");
+    if (body.via === "friend" && !has(s.friends, watcher)) {
+      throw new ImError("forbidden", "Presence not visible: not a friend");
+    }
+    if (body.watch) {
+      const p = presenceOf(ctx.state);
+      const now = ctx.services.now();
+      if (!has(p.watchers, watcher) && Object.keys(p.watchers).length >= PRESENCE_LIMITS.watchers) {
+        for (const [w, until] of Object.entries(p.watchers)) if (until <= now) delete p.watchers[w];
+        if (Object.keys(p.watchers).length >= PRESENCE_LIMITS.watchers) {
+          throw new ImError("limit_exceeded", "This user has too many watchers");
+        }
+      }
+      p.watchers[watcher] = now + WATCH_LEASE_MS;
+    }
+    return presenceInfo(ctx);
+  },
+
+  "presence.unwatch"(ctx: Ctx, body: { watcher: string }, meta: MessageMeta) {
+    const watcher = requireFromUser(meta, body?.watcher);
+    delete presenceOf(ctx.state).watchers[watcher];
+    return {};
+  },
+
+  /**
+   * The presence of `userIds` (friends, or members of `group`), and with `watch` a subscription
+   * to their changes. All or nothing: one id that may not be seen refuses the whole request.
+   */
+  "presence.subscribe"(
+    ctx: Ctx,
+    body: { userIds: string[]; group: string | null; watch: boolean },
+  ) {
+    const ids = [...new Set(body.userIds)];
+    if (ids.includes(ctx.key)) throw new BadRequestError("Cannot watch yourself");
+    const s = socialOf(ctx.state);
+    const p = presenceOf(ctx.state);
+    if (body.watch) {
+      const added = ids.filter((id) => !has(p.subs, id)).length;
+      if (Object.keys(p.subs).length + added > PRESENCE_LIMITS.subs) {
+        throw new ImError(
+          "limit_exceeded",
+          `At most ${PRESENCE_LIMITS.subs} presence subscriptions`,
+        );
+      }
+    }
+    const via: Record<string, PresenceVia> = {};
+    for (const id of ids) via[id] = has(s.friends, id) ? "friend" : "group";
+    const viaGroup = ids.filter((id) => via[id] === "group");
+    if (viaGroup.length && body.group === null) {
+      throw new ImError(
+        "forbidden",
+        `User "${viaGroup[0]}" is not a friend; name a group you share with them`,
+      );
+    }
+    return ctx.defer((async () => {
+      if (viaGroup.length) await checkCoMembers(ctx, body.group!, viaGroup);
+      const outcomes = await Promise.allSettled(
+        ids.map((id) =>
+          ctx.ask<PresenceInfo>(userActor(id), "presence.watch", {
+            watcher: ctx.key,
+            via: via[id],
+            watch: body.watch,
+          })
+        ),
+      );
+      const failed = outcomes.find((o) => o.status === "rejected") as
+        | PromiseRejectedResult
+        | undefined;
+      if (failed) {
+        if (body.watch) {
+          ids.forEach((id, i) => {
+            if (outcomes[i].status === "fulfilled") {
+              ctx.tell(userActor(id), "presence.unwatch", { watcher: ctx.key });
+            }
+          });
+        }
+        throw failed.reason;
+      }
+      if (body.watch) {
+        await ctx.ask(ctx.id, "presence.subsAdd", { subs: via });
+      }
+      return {
+        presence: outcomes.map((o) => (o as PromiseFulfilledResult<PresenceInfo>).value),
+      };
+    })());
+  },
+
+  /** Records granted watches (internal step of `presence.subscribe`). */
+  async "presence.subsAdd"(
+    ctx: Ctx,
+    body: { subs: Record<string, PresenceVia> },
+    meta: MessageMeta,
+  ) {
+    requireSelf(ctx, meta);
+    const p = presenceOf(ctx.state);
+    for (const [id, via] of Object.entries(body.subs)) {
+      // Gone offline meanwhile, or over the bound (a concurrent subscribe): let it go again.
+      if (
+        !isOnline(ctx) || (!has(p.subs, id) && Object.keys(p.subs).length >= PRESENCE_LIMITS.subs)
+      ) {
+        ctx.tell(userActor(id), "presence.unwatch", { watcher: ctx.key });
+        continue;
+      }
+      p.subs[id] = via;
+    }
+    if (!p.subsRenewedAt) p.subsRenewedAt = ctx.services.now();
+    await ctx.snapshot();
+    return {};
+  },
+
+  /** Ends subscriptions (ids not subscribed are ignored). */
+  async "presence.unsubscribe"(ctx: Ctx, body: { userIds: string[] }) {
+    const p = presenceOf(ctx.state);
+    let changed = false;
+    for (const id of body.userIds) {
+      if (!has(p.subs, id)) continue;
+      delete p.subs[id];
+      ctx.tell(userActor(id), "presence.unwatch", { watcher: ctx.key });
+      changed = true;
+    }
+    if (changed) await ctx.snapshot();
+    return {};
+  },
+
+  /** A typing indicator to every other member of a group this user belongs to. */
+  "typing.group"(ctx: Ctx, body: { groupId: string; active: boolean }) {
+    return ctx.defer((async () => {
+      const users: string[] = [];
+      for await (const member of groupMembers(ctx, body.groupId)) {
+        if (member !== ctx.key) users.push(member);
+      }
+      if (users.length) {
+        ctx.services.deliver({
+          frame: {
+            op: "typing",
+            conv: groupConvId(body.groupId),
+            from: ctx.key,
+            active: body.active,
+          },
+          users,
+        });
+      }
+      return {};
+    })());
+  },
+};
