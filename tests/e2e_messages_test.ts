@@ -638,3 +638,46 @@ Deno.test("a crafted frame cannot act as someone else: the caller is always the 
     await node.stop();
   }
 });
+
+Deno.test("pins, read positions, reactions, edits and deletions survive a restart of the node", async () => {
+  const first = await testNode();
+  const dir = first.dataDir;
+  let node: Node = first;
+  const [a, b] = await users(first, "sa", "sb");
+  try {
+    const m1 = await send(a, { user: b.userId }, text("before"));
+    await send(a, { user: b.userId }, text("second"));
+    const conv = m1.conv as string;
+    await b.client.request({ op: "msg.react", conv, mid: m1.mid, emoji: "👍" });
+    await a.client.request({ op: "msg.edit", conv, mid: m1.mid, body: text("edited") });
+    await b.client.request({ op: "read", conv, cseq: 1 });
+    await b.client.request({ op: "conv.pin", conv, pinned: true });
+    await b.client.request({ op: "conv.mute", conv, muted: true });
+    await b.client.request({ op: "msg.delete", conv, mid: m1.mid });
+    await closeAll(a, b);
+    await first.stop(true);
+
+    node = await testNode({}, dir);
+    const cb = await TestClient.connect(node.url, b.accessToken);
+    const ca = await TestClient.connect(node.url, a.accessToken);
+    const list = await cb.request({ op: "conversations" });
+    const [entry] = list.convs as F[];
+    assert.deepEqual(
+      { conv: entry.conv, pinned: entry.pinned, muted: entry.muted, read: entry.read },
+      { conv, pinned: true, muted: true, read: 1 },
+    );
+    assert.equal(entry.unread, 1);
+    const hb = await cb.request({ op: "history", conv });
+    assert.deepEqual((hb.messages as F[]).map((m) => m.cseq), [2], "b's deletion holds");
+    const ha = await ca.request({ op: "history", conv });
+    const old = (ha.messages as F[]).find((m) => m.mid === m1.mid)!;
+    assert.equal((old.body as F).text, "edited");
+    assert.deepEqual(old.reactions, [{ emoji: "👍", count: 1, users: [b.userId] }]);
+    const rec = await ca.request({ op: "receipts", conv, mid: m1.mid });
+    assert.equal(rec.count, 1);
+    await ca.close();
+    await cb.close();
+  } finally {
+    await node.stop();
+  }
+});
