@@ -149,6 +149,8 @@ export class Session implements Connection {
     } catch {
       // Already closing: the close event does the clean-up.
     }
+    // A node that shuts down leaves the cluster: its connections stop counting by themselves.
+    if (code === CloseCode.restarting) this.#inPresence = false;
     this.#detach();
   }
 
@@ -158,16 +160,21 @@ export class Session implements Connection {
       this.#out.length = 0;
       return;
     }
+    // Measured before this write: bytes of earlier flushes the peer has not taken yet. (Right
+    // after a send, bufferedAmount also counts the bytes just handed over, so checking then
+    // would shed a healthy socket that merely received a large burst in one tick.)
+    if (this.socket.bufferedAmount > this.deps.settings.maxSocketBufferBytes) {
+      // A consumer that does not read must not hold the node's memory: shed it.
+      this.#out.length = 0;
+      this.deps.logger.warn("closing slow consumer", { conn: this.id, user: this.#userId });
+      this.deps.metrics.slowConsumers.inc();
+      this.close(CloseCode.policy, "slow consumer");
+      return;
+    }
     const frames = this.#out;
     this.#out = [];
     for (const f of frames) this.deps.metrics.framesOut.inc({ op: String(f.op) });
     this.socket.send(encodeFrames(frames, this.subprotocol));
-    if (this.socket.bufferedAmount > this.deps.settings.maxSocketBufferBytes) {
-      // A consumer that does not read must not hold the node's memory: shed it.
-      this.deps.logger.warn("closing slow consumer", { conn: this.id, user: this.#userId });
-      this.deps.metrics.slowConsumers.inc();
-      this.close(CloseCode.policy, "slow consumer");
-    }
   }
 
   #onClose(): void {

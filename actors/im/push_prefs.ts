@@ -168,8 +168,10 @@ export const pushHandlers = {
       if (body.conv.startsWith("d:")) {
         if (!directParticipants(body.conv.slice(2)).includes(ctx.key)) throw new NotMemberError();
       } else {
-        // `info` answers only members (not_member / not_found otherwise).
-        await ctx.ask(groupActor(body.conv.slice(2)), "info", { user: ctx.key });
+        // `info` answers only members; an unknown group is as unknown as any other (no probing).
+        await ctx.ask(groupActor(body.conv.slice(2)), "info", { user: ctx.key }).catch((err) => {
+          throw err instanceof ImError && err.code === "not_found" ? new NotMemberError() : err;
+        });
       }
       return await ctx.ask(ctx.id, "push.muteCommit", { conv: body.conv, until: body.until });
     })());
