@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { type F, signUp, TestClient } from "./support/client.ts";
 import { testNode } from "./support/node.ts";
+import { createTempDatabase } from "./support/postgres.ts";
 
 let seq = 0;
 function uname(p: string): string {
@@ -679,5 +680,48 @@ Deno.test("pins, read positions, reactions, edits and deletions survive a restar
     await cb.close();
   } finally {
     await node.stop();
+  }
+});
+
+Deno.test("on the Postgres store too: reactions, edit, recall, delete-for-me, read receipts and the conversation list", async () => {
+  const db = await createTempDatabase();
+  const node = await testNode({ DATABASE_URL: db.url });
+  const [a, b] = await users(node, "pga", "pgb");
+  try {
+    const m1 = await send(a, { user: b.userId }, text("one"));
+    const m2 = await send(a, { user: b.userId }, {
+      type: "text",
+      text: "two",
+      replyTo: { cseq: 1 },
+    });
+    const conv = m1.conv as string;
+    const r = await b.client.request({ op: "msg.react", conv, mid: m1.mid, emoji: "👍" });
+    assert.deepEqual(r.reactions, [{ emoji: "👍", count: 1, users: [b.userId] }]);
+    const e = await a.client.request({ op: "msg.edit", conv, mid: m1.mid, body: text("uno") });
+    assert.equal((e.body as F).text, "uno");
+    const rc = await a.client.request({ op: "msg.recall", conv, mid: m2.mid });
+    assert.equal((rc.body as F).type, "recalled");
+    await send(b, { user: a.userId }, text("three"));
+    await b.client.request({ op: "msg.delete", conv, mid: m1.mid });
+    const read = await a.client.request({ op: "read", conv, cseq: 2 });
+    assert.deepEqual([read.cseq, read.unread], [2, 1]);
+    const hb = await b.client.request({ op: "history", conv });
+    assert.deepEqual((hb.messages as F[]).map((m) => m.cseq), [3, 2]);
+    const ha = await a.client.request({ op: "history", conv });
+    const first = (ha.messages as F[]).find((m) => m.cseq === 1)!;
+    assert.equal((first.body as F).text, "uno");
+    assert.equal(typeof (first.body as F).edited, "number");
+    assert.deepEqual(first.reactions, r.reactions);
+    await b.client.request({ op: "read", conv, cseq: 2 });
+    const rec = await a.client.request({ op: "receipts", conv, cseq: 2 });
+    assert.deepEqual((rec.readers as F[]).map((x) => x.user), [b.userId]);
+    const list = await a.client.request({ op: "conversations" });
+    const [entry] = list.convs as F[];
+    assert.deepEqual([entry.conv, entry.unread, entry.read], [conv, 1, 2]);
+    assert.equal((entry.last as F).cseq, 3);
+  } finally {
+    await closeAll(a, b);
+    await node.stop();
+    await db.drop();
   }
 });
