@@ -393,6 +393,11 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
           await host.stopAll();
           for (const s of sessions) s.close(CloseCode.restarting, "node restarting");
           await membership.leave().catch((err) => logger.warn("leave failed", { err }));
+          if (config.mode === "cluster") {
+            // Keep answering `moved` until the peers' views have dropped this node: a closed
+            // transport would look like a live node that cannot be reached (`unavailable`).
+            await new Promise((r) => setTimeout(r, config.heartbeatMs + 250));
+          }
           await server.shutdown();
           host.close();
           for (const c of cleanups) await c().catch((err) => logger.warn("close failed", { err }));

@@ -11,8 +11,9 @@
  * - A MovedError, or an UnavailableError from a node that membership no longer lists as live,
  *   invalidates the cache entry and the message is re-resolved and re-sent, at once the first
  *   time and then with a short backoff (an actor being handed off by a draining node, or taken
- *   over from a dead one, is briefly unplaced), at most {@link MAX_RESENDS} times and never past
- *   the message's deadline. Other errors reach the caller unchanged.
+ *   over from a dead one, is briefly unplaced), never past the message's deadline (the usual
+ *   bound; {@link MAX_RESENDS} only caps a deadline far away). Other errors reach the caller
+ *   unchanged.
  * - New activations are placed on live nodes that are not draining (graceful shutdown); a
  *   draining node keeps the actors it holds until it has handed them off.
  * - Messages from one caller to one actor leave in call order while the actor's node is known
@@ -35,7 +36,7 @@ import {
 } from "../actors/errors.ts";
 
 /** Most re-sends of one message after `moved` or a dead node. */
-export const MAX_RESENDS = 8;
+export const MAX_RESENDS = 40;
 
 /** Pause before re-send `n` (1-based): none for the first, then doubling, capped. */
 function resendDelayMs(n: number): number {

@@ -288,7 +288,7 @@ export class ResilientClient {
       }
       let answer: F;
       try {
-        answer = await raceClose(c, c.request({ ...frame, id: c.nextId() }, 15_000));
+        answer = await raceClose(c, c.request({ ...frame, id: c.nextId() }, 30_000));
       } catch {
         this.errors.push("lost");
         if (c.closeCode === null) {

@@ -19,7 +19,9 @@ import {
 import { runTraffic } from "./traffic.ts";
 
 Deno.test("SIGTERM of a node under traffic: clients only see 1012 and a reconnect, nothing is lost", async () => {
-  const cluster = await startCluster(3);
+  // A generous request deadline: on a busy machine a slow answer must not read as a failure
+  // of the hand-off (a `timeout` answer would count as an error here).
+  const cluster = await startCluster(3, { REQUEST_TIMEOUT_MS: "15000" });
   const clients: ResilientClient[] = [];
   try {
     for (let i = 0; i < 6; i++) clients.push(await ResilientClient.create(cluster, `g${i}`, i % 3));
