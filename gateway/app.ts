@@ -18,6 +18,7 @@ import type { IpBudget } from "./ip_budget.ts";
 import type { LoginThrottle } from "./login_throttle.ts";
 import type { TokenService } from "./tokens.ts";
 import { Session, type SessionDeps } from "./ws_session.ts";
+import { staticRoutes } from "./static_routes.ts";
 
 /** Lifecycle state reported by `/healthz`. */
 export interface Health {
@@ -54,6 +55,7 @@ export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
   app.onError((err, c) => httpError(c, err, deps.logger));
   app.notFound((c) => c.json({ error: { code: "not_found", message: "No such route" } }, 404));
+  app.route("/", staticRoutes());
   app.route(
     "/",
     authRoutes({

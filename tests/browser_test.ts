@@ -1,0 +1,134 @@
+/**
+ * The web client and the admin console in headless Chromium (playwright-core driving
+ * /usr/bin/chromium; `.ci/run` installs it): two people in two browser contexts sign up, find
+ * each other, become friends, chat, and see each other's read receipts; an admin, in a third
+ * context, forces one of them out from the console, and that browser shows it.
+ *
+ * `SCREENSHOTS=1 deno task test` also writes docs/web-client.png and docs/admin-console.png.
+ */
+import assert from "node:assert/strict";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { grantRole } from "../gateway/admin_grant.ts";
+import { testNode } from "./support/node.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-component-update",
+  "--disable-sync",
+];
+const PASSWORD = "correct horse battery";
+const SCREENSHOTS = Deno.env.get("SCREENSHOTS") === "1";
+
+function uniq(name: string): string {
+  return `${name}${crypto.randomUUID().replaceAll("-", "").slice(0, 6)}`;
+}
+
+async function signUpIn(page: Page, base: string, username: string): Promise<void> {
+  await page.goto(base + "/");
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign up" }).click();
+  await page.getByRole("status").filter({ hasText: "Online" }).waitFor();
+}
+
+Deno.test({
+  name:
+    "two people chat in the browser with read receipts, and an admin forces one out from the console",
+  // playwright-core keeps the browser's pipes and its own timers in ways Deno's sanitizers
+  // count as leaks even after browser.close(); everything is closed in `finally`.
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    try {
+      await Deno.stat(CHROMIUM);
+    } catch {
+      throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)`);
+    }
+    const node = await testNode();
+    let browser: Browser | undefined;
+    try {
+      browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+      const [alice, bob, root] = [uniq("alice"), uniq("bob"), uniq("root")];
+      const a = await (await browser.newContext()).newPage();
+      const b = await (await browser.newContext()).newPage();
+      for (const p of [a, b]) p.setDefaultTimeout(10_000);
+      await signUpIn(a, node.url, alice);
+      await signUpIn(b, node.url, bob);
+
+      // Alice finds Bob and asks him to be her friend; Bob accepts.
+      await a.getByLabel("Find people").fill(bob.slice(0, 5));
+      await a.getByRole("button", { name: "Search" }).click();
+      await a.getByRole("button", { name: `Add ${bob} as a friend` }).click();
+      await b.getByRole("button", { name: `Accept ${alice}` }).click();
+      const friendOnA = a.getByRole("button", { name: bob, exact: true });
+      await friendOnA.waitFor();
+
+      // Alice writes; Bob sees a conversation named after her with one unread message.
+      await friendOnA.click();
+      await a.getByLabel("Message").fill("Hi Bob!");
+      await a.getByRole("button", { name: "Send" }).click();
+      const convOnB = b.getByRole("navigation", { name: "Conversations" }).getByRole("button", {
+        name: new RegExp(alice),
+      });
+      await convOnB.getByLabel("1 unread").waitFor();
+      await convOnB.click();
+      await b.getByRole("log").getByText("Hi Bob!").waitFor();
+
+      // Bob has read it: Alice's message shows "Read".
+      const aliceMsg = a.getByRole("log").locator(".msg.mine", { hasText: "Hi Bob!" });
+      await aliceMsg.getByText("Read").waitFor();
+
+      // Bob answers; Alice has the chat open, reads it at once, and Bob sees "Read".
+      await b.getByLabel("Message").fill("Hello Alice");
+      await b.getByRole("button", { name: "Send" }).click();
+      await a.getByRole("log").getByText("Hello Alice").waitFor();
+      await b.getByRole("log").locator(".msg.mine", { hasText: "Hello Alice" }).getByText("Read")
+        .waitFor();
+      assert.equal(await convOnB.getByLabel(/unread/).count(), 0);
+      if (SCREENSHOTS) await b.screenshot({ path: "docs/web-client.png" });
+
+      // An admin forces Alice out from the console.
+      await fetch(`${node.url}/v1/auth/register`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ username: root, password: PASSWORD }),
+      }).then((r) => r.body?.cancel());
+      await grantRole(node.store, root, "admin");
+      const c = await (await browser.newContext({ viewport: { width: 1400, height: 1000 } }))
+        .newPage();
+      c.setDefaultTimeout(10_000);
+      await c.goto(node.url + "/admin");
+      await c.getByLabel("Username").fill(root);
+      await c.getByLabel("Password").fill(PASSWORD);
+      await c.getByRole("button", { name: "Log in" }).click();
+      const online = c.getByRole("region", { name: /Online users/ });
+      await online.getByRole("cell", { name: alice, exact: true }).waitFor();
+      await c.getByRole("region", { name: "Cluster (live)" }).getByRole("cell", {
+        name: node.nodeId,
+        exact: true,
+      })
+        .waitFor();
+      if (SCREENSHOTS) await c.screenshot({ path: "docs/admin-console.png", fullPage: true });
+      await online.getByRole("button", { name: `Force logout ${alice}` }).click();
+
+      await a.getByRole("alert").filter({ hasText: "signed out by an administrator" }).waitFor();
+      await a.getByRole("button", { name: "Log in" }).waitFor();
+      // Bob stays online; the audit log names the action.
+      assert.equal(await b.getByRole("status").filter({ hasText: "Online" }).count(), 1);
+      await c.getByRole("region", { name: "Audit log" }).getByRole("cell", {
+        name: "user.logout",
+        exact: true,
+      })
+        .waitFor();
+    } finally {
+      await browser?.close();
+      await node.stop();
+    }
+  },
+});

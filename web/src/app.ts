@@ -1,0 +1,1178 @@
+/// <reference no-default-lib="true" />
+/// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
+/// <reference lib="esnext" />
+/**
+ * The web chat client, built on the SDK (sdk/mod.ts) with plain DOM. Served by the gateway at
+ * `/` from `web/dist/` (`deno task build:web`).
+ *
+ * Sign up / log in; a conversation list with unread counts (the `conversations` op); direct and
+ * group chats; create a group; find people and add friends; text and image messages; history
+ * scroll-back; read receipts; typing; presence; reconnects by itself (the SDK), and returns to
+ * the login form with a notice when an admin signs the user out.
+ *
+ * Accessible names the tests and screen readers rely on: fields "Username", "Password",
+ * "Message", "Find people", "Group name"; buttons "Sign up", "Log in", "Send"; the message list
+ * is `role="log"`; a direct conversation in the list shows the other person's username.
+ *
+ * @module
+ */
+import {
+  type ConnectionState,
+  ImClient,
+  ImClientError,
+  type MessageBody,
+  type MsgFrame,
+  type Recipient,
+  type SignedOutReason,
+} from "../../sdk/mod.ts";
+import { clock, h, replace } from "./dom.ts";
+
+// ---------------------------------------------------------------- state
+
+interface ChatMessage {
+  mid: string;
+  cseq: number;
+  from: string;
+  ts: number;
+  body: MessageBody;
+  /** Set while the message is in the send queue. */
+  pending?: string;
+  failed?: boolean;
+}
+
+interface Conv {
+  conv: string;
+  peer: Recipient;
+  unread: number;
+  /** My read position (cseq). */
+  read: number;
+  /** Highest cseq another participant has read (direct chats: the peer). */
+  peerRead: number;
+  /** Highest cseq known (for unread accounting and replays). */
+  lastCseq: number;
+  last: ChatMessage | null;
+  messages: Map<string, ChatMessage>;
+  oldest: number | null;
+  more: boolean;
+  loaded: boolean;
+  typing: Map<string, ReturnType<typeof setTimeout>>;
+}
+
+interface Person {
+  userId: string;
+  username: string;
+  displayName?: string;
+}
+
+const client = new ImClient({
+  baseUrl: location.origin,
+  device: deviceId(),
+  storage: sessionStorage,
+});
+
+const state = {
+  me: null as Person | null,
+  convs: new Map<string, Conv>(),
+  people: new Map<string, Person>(),
+  groups: new Map<string, { name: string }>(),
+  friends: new Map<string, { since: number }>(),
+  incoming: new Map<string, { message: string; ts: number }>(),
+  outgoing: new Set<string>(),
+  presence: new Map<string, { online: boolean; lastSeen: number | null }>(),
+  active: null as string | null,
+  ready: false,
+  buffered: [] as MsgFrame[],
+  lookups: new Map<string, Promise<void>>(),
+  media: new Map<string, Promise<string>>(),
+};
+
+function deviceId(): string {
+  let id = localStorage.getItem("im.device");
+  if (!id) {
+    id = `web-${crypto.randomUUID().slice(0, 12)}`;
+    localStorage.setItem("im.device", id);
+  }
+  return id;
+}
+
+// ---------------------------------------------------------------- layout
+
+const root = document.getElementById("app")!;
+const notice = h("p", { class: "notice", role: "alert", id: "notice" });
+const status = h("span", { class: "status", role: "status", "aria-live": "polite" });
+const announcement = h("div", { class: "announcement", role: "status", hidden: true });
+const convList = h("ul", { class: "conv-list" });
+const friendList = h("ul", { class: "friend-list" });
+const requestList = h("ul", { class: "request-list" });
+const searchResults = h("ul", { class: "search-results", "aria-label": "Search results" });
+const chat = h("section", { class: "chat", "aria-label": "Chat" });
+
+function showAuth(message = ""): void {
+  state.ready = false;
+  notice.textContent = message;
+  const username = h("input", {
+    id: "username",
+    name: "username",
+    autocomplete: "username",
+    required: true,
+    minlength: 3,
+    maxlength: 32,
+  });
+  const password = h("input", {
+    id: "password",
+    name: "password",
+    type: "password",
+    autocomplete: "current-password",
+    required: true,
+    minlength: 8,
+  });
+  const act = (mode: "signup" | "login") => async (ev: Event) => {
+    ev.preventDefault();
+    if (!username.value || !password.value) {
+      notice.textContent = "Enter a username and a password.";
+      return;
+    }
+    notice.textContent = mode === "signup" ? "Creating your account…" : "Logging in…";
+    try {
+      if (mode === "signup") await client.signUp(username.value.trim(), password.value);
+      else await client.login(username.value.trim(), password.value);
+      notice.textContent = "";
+      await start(username.value.trim());
+    } catch (err) {
+      notice.textContent = describe(err);
+    }
+  };
+  const form = h(
+    "form",
+    { class: "auth", "aria-label": "Sign in", onsubmit: act("login") },
+    h("h1", null, "IM"),
+    h("label", { for: "username" }, "Username"),
+    username,
+    h("label", { for: "password" }, "Password"),
+    password,
+    h(
+      "div",
+      { class: "row" },
+      h("button", { type: "submit" }, "Log in"),
+      h("button", { type: "button", class: "secondary", onclick: act("signup") }, "Sign up"),
+    ),
+    notice,
+  );
+  replace(root, form);
+  username.focus();
+}
+
+function showMain(): void {
+  const search = h("input", {
+    id: "search",
+    type: "search",
+    placeholder: "username",
+    autocomplete: "off",
+  });
+  const groupForm = newGroupForm();
+  replace(
+    root,
+    h(
+      "header",
+      { class: "top" },
+      h("strong", { class: "me" }, state.me?.username ?? ""),
+      status,
+      h("button", { type: "button", class: "secondary", onclick: () => logout() }, "Log out"),
+    ),
+    announcement,
+    h(
+      "div",
+      { class: "main" },
+      h(
+        "aside",
+        { class: "side" },
+        h(
+          "form",
+          {
+            class: "search",
+            role: "search",
+            onsubmit: (ev: Event) => {
+              ev.preventDefault();
+              findPeople(search.value.trim());
+            },
+          },
+          h("label", { for: "search" }, "Find people"),
+          h("div", { class: "row" }, search, h("button", { type: "submit" }, "Search")),
+        ),
+        searchResults,
+        h("h2", null, "Friend requests"),
+        requestList,
+        h("h2", null, "Friends"),
+        friendList,
+        groupForm,
+        h("h2", { id: "convs-title" }, "Conversations"),
+        h("nav", { "aria-labelledby": "convs-title" }, convList),
+      ),
+      chat,
+    ),
+  );
+  renderConvList();
+  renderFriends();
+  renderChat();
+}
+
+function newGroupForm(): HTMLElement {
+  const name = h("input", { id: "group-name", maxlength: 100, required: true });
+  const picks = h("fieldset", { class: "picks" }, h("legend", null, "Members"));
+  const details = h(
+    "details",
+    {
+      class: "new-group",
+      ontoggle: () => {
+        replace(picks, h("legend", null, "Members"));
+        for (const id of state.friends.keys()) {
+          const boxId = `pick-${id}`;
+          picks.append(
+            h(
+              "div",
+              { class: "pick" },
+              h("input", { type: "checkbox", id: boxId, value: id }),
+              h("label", { for: boxId }, nameOf(id)),
+            ),
+          );
+        }
+        if (state.friends.size === 0) picks.append(h("p", null, "Add friends to invite them."));
+      },
+    },
+    h("summary", null, "New group"),
+    h(
+      "form",
+      {
+        onsubmit: async (ev: Event) => {
+          ev.preventDefault();
+          const members = [...picks.querySelectorAll<HTMLInputElement>("input:checked")].map(
+            (i) => i.value,
+          );
+          try {
+            const g = await client.createGroup(name.value.trim(), members);
+            state.groups.set(g.groupId, { name: name.value.trim() });
+            const c = ensureConv(g.conv, { group: g.groupId });
+            c.loaded = true;
+            name.value = "";
+            details.open = false;
+            openConv(c.conv);
+          } catch (err) {
+            flash(describe(err));
+          }
+        },
+      },
+      h("label", { for: "group-name" }, "Group name"),
+      name,
+      picks,
+      h("button", { type: "submit" }, "Create group"),
+    ),
+  );
+  return details;
+}
+
+// ---------------------------------------------------------------- session
+
+async function start(username?: string): Promise<void> {
+  state.convs.clear();
+  state.active = null;
+  state.ready = false;
+  state.buffered = [];
+  const userId = client.userId!;
+  state.me = { userId, username: username ?? "" };
+  showMain();
+  status.textContent = "Connecting…";
+  try {
+    await client.connect();
+  } catch (err) {
+    showAuth(describe(err));
+    return;
+  }
+  await Promise.all([
+    lookup(userId).then(() => {
+      state.me = state.people.get(userId) ?? state.me;
+      const el = root.querySelector(".me");
+      if (el) el.textContent = state.me!.username;
+    }),
+    loadConversations(),
+    loadFriends(),
+  ]);
+  state.ready = true;
+  for (const m of state.buffered.splice(0)) onMsg(m);
+  renderConvList();
+}
+
+async function logout(): Promise<void> {
+  await client.logout();
+  showAuth("You are logged out.");
+}
+
+client.onState((s: ConnectionState) => {
+  status.textContent = s === "open"
+    ? "Online"
+    : s === "reconnecting"
+    ? "Reconnecting…"
+    : s === "connecting"
+    ? "Connecting…"
+    : "Offline";
+  status.dataset.state = s;
+});
+
+client.onSignedOut((reason: SignedOutReason) => {
+  const messages: Record<SignedOutReason, string> = {
+    forced_logout: "You were signed out by an administrator.",
+    account_disabled: "Your account was disabled by an administrator.",
+    account_deleted: "Your account was deleted by an administrator.",
+    invalid_token: "Your session has expired. Please log in again.",
+    logout: "You are logged out.",
+  };
+  showAuth(messages[reason]);
+});
+
+// ---------------------------------------------------------------- data loading
+
+async function loadConversations(): Promise<void> {
+  try {
+    const ok = await client.request("conversations", { limit: 200 });
+    for (const c of ok.convs as Record<string, unknown>[]) {
+      const peer = (c.group ? { group: c.group } : { user: c.user }) as Recipient;
+      const conv = ensureConv(c.conv as string, peer);
+      conv.unread = Number(c.unread ?? 0);
+      conv.read = Number(c.read ?? 0);
+      const last = c.last as MsgFrame | null;
+      if (last) {
+        conv.last = toMessage(last);
+        conv.lastCseq = Math.max(conv.lastCseq, last.cseq);
+      }
+    }
+  } catch (err) {
+    // Without the conversations op the list is built from synced messages.
+    if (!(err instanceof ImClientError && err.code === "bad_request")) flash(describe(err));
+  }
+  await Promise.all([...state.convs.values()].map(titleLookup));
+}
+
+async function loadFriends(): Promise<void> {
+  try {
+    const [friends, requests] = await Promise.all([
+      client.request("friend.list", { limit: 500 }),
+      client.request("friend.requests"),
+    ]);
+    for (const f of friends.friends as (Person & { since: number })[]) {
+      state.people.set(f.userId, f);
+      state.friends.set(f.userId, { since: f.since });
+    }
+    for (const r of requests.incoming as (Person & { message: string; ts: number })[]) {
+      state.people.set(r.userId, r);
+      state.incoming.set(r.userId, { message: r.message, ts: r.ts });
+    }
+    for (const r of requests.outgoing as Person[]) {
+      state.people.set(r.userId, r);
+      state.outgoing.add(r.userId);
+    }
+    await watchPresence([...state.friends.keys()]);
+  } catch (err) {
+    if (!(err instanceof ImClientError && err.code === "bad_request")) flash(describe(err));
+  }
+  renderFriends();
+}
+
+async function watchPresence(userIds: string[]): Promise<void> {
+  if (userIds.length === 0) return;
+  try {
+    const ok = await client.request("presence.subscribe", { userIds: userIds.slice(0, 100) });
+    const list = (ok.users ?? ok.presence ?? []) as Array<
+      { userId: string; online: boolean; lastSeen: number | null }
+    >;
+    for (const p of list) state.presence.set(p.userId, p);
+    renderFriends();
+    renderChatHeader();
+  } catch {
+    // Presence is a nicety: the chat works without it.
+  }
+}
+
+/** Loads a user's profile once (username for the lists). */
+function lookup(userId: string): Promise<void> {
+  if (state.people.has(userId) && state.people.get(userId)!.username) return Promise.resolve();
+  let p = state.lookups.get(userId);
+  if (!p) {
+    p = client.request("profile.get", { userId }).then(
+      (ok) => {
+        state.people.set(userId, {
+          userId,
+          username: ok.username as string,
+          displayName: ok.displayName as string,
+        });
+      },
+      () => {
+        state.lookups.delete(userId);
+      },
+    );
+    state.lookups.set(userId, p);
+  }
+  return p;
+}
+
+async function titleLookup(c: Conv): Promise<void> {
+  if ("user" in c.peer) await lookup(c.peer.user);
+  else if (!state.groups.has(c.peer.group)) {
+    try {
+      const info = await client.request("group.info", { group: c.peer.group });
+      state.groups.set(c.peer.group, { name: info.name as string });
+    } catch {
+      state.groups.set(c.peer.group, { name: "Group" });
+    }
+  }
+}
+
+function nameOf(userId: string): string {
+  if (userId === state.me?.userId) return state.me.username || "me";
+  return state.people.get(userId)?.username || userId;
+}
+
+function titleOf(c: Conv): string {
+  if ("user" in c.peer) return nameOf(c.peer.user);
+  return state.groups.get(c.peer.group)?.name ?? "Group";
+}
+
+// ---------------------------------------------------------------- conversations
+
+function ensureConv(conv: string, peer?: Recipient): Conv {
+  let c = state.convs.get(conv);
+  if (!c) {
+    c = {
+      conv,
+      peer: peer ?? peerOf(conv),
+      unread: 0,
+      read: 0,
+      peerRead: 0,
+      lastCseq: 0,
+      last: null,
+      messages: new Map(),
+      oldest: null,
+      more: true,
+      loaded: false,
+      typing: new Map(),
+    };
+    state.convs.set(conv, c);
+  }
+  return c;
+}
+
+function peerOf(conv: string): Recipient {
+  if (conv.startsWith("g:")) return { group: conv.slice(2) };
+  const [, a, b] = conv.split(":");
+  return { user: a === state.me?.userId ? b : a };
+}
+
+function directConv(userId: string): string {
+  const me = state.me!.userId;
+  return me <= userId ? `d:${me}:${userId}` : `d:${userId}:${me}`;
+}
+
+function toMessage(m: MsgFrame): ChatMessage {
+  return { mid: m.mid, cseq: m.cseq, from: m.from, ts: m.ts, body: m.body };
+}
+
+function key(m: ChatMessage): string {
+  return m.pending ? `p:${m.pending}` : `c:${m.cseq}`;
+}
+
+function renderConvList(): void {
+  const convs = [...state.convs.values()].sort((a, b) =>
+    (b.last?.ts ?? 0) - (a.last?.ts ?? 0) || a.conv.localeCompare(b.conv)
+  );
+  replace(
+    convList,
+    ...convs.map((c) => {
+      const title = titleOf(c);
+      return h(
+        "li",
+        null,
+        h(
+          "button",
+          {
+            type: "button",
+            class: `conv${c.conv === state.active ? " active" : ""}`,
+            "aria-current": c.conv === state.active ? "true" : null,
+            onclick: () => openConv(c.conv),
+          },
+          h("span", { class: "title" }, title),
+          c.unread > 0
+            ? h("span", { class: "badge", "aria-label": `${c.unread} unread` }, String(c.unread))
+            : null,
+          h("span", { class: "preview" }, c.last ? preview(c.last) : ""),
+        ),
+      );
+    }),
+  );
+  if (convs.length === 0) convList.append(h("li", { class: "empty" }, "No conversations yet."));
+}
+
+function preview(m: ChatMessage): string {
+  const who = m.from === state.me?.userId ? "You: " : "";
+  switch (m.body.type) {
+    case "text":
+      return who + String(m.body.text ?? "").slice(0, 60);
+    case "image":
+      return `${who}[image]`;
+    case "system":
+      return "[group update]";
+    default:
+      return `${who}[${m.body.type}]`;
+  }
+}
+
+async function openConv(conv: string): Promise<void> {
+  const c = ensureConv(conv);
+  state.active = conv;
+  renderConvList();
+  renderChat();
+  await titleLookup(c);
+  renderChatHeader();
+  renderConvList();
+  if (!c.loaded) await loadOlder(c);
+  if ("user" in c.peer) {
+    watchPresence([c.peer.user]);
+    refreshPeerRead(c);
+  }
+  markRead(c);
+}
+
+async function loadOlder(c: Conv): Promise<void> {
+  if (!c.more && c.loaded) return;
+  try {
+    const page = await client.history(c.conv, {
+      limit: 30,
+      ...(c.oldest !== null ? { before: c.oldest } : {}),
+    });
+    for (const m of page.messages) addMessage(c, toMessage(m));
+    c.more = page.more;
+    c.loaded = true;
+    const list = chat.querySelector<HTMLElement>(".messages");
+    const before = list ? list.scrollHeight - list.scrollTop : 0;
+    if (state.active === c.conv) renderMessages(c, false);
+    if (list && c.oldest !== null) list.scrollTop = list.scrollHeight - before;
+  } catch (err) {
+    if (err instanceof ImClientError && err.code === "not_member") {
+      c.loaded = true;
+      c.more = false;
+    } else flash(describe(err));
+  }
+}
+
+function addMessage(c: Conv, m: ChatMessage): void {
+  c.messages.set(key(m), m);
+  if (!m.pending) {
+    c.oldest = c.oldest === null ? m.cseq : Math.min(c.oldest, m.cseq);
+    if (!c.last || m.cseq >= c.last.cseq) c.last = m;
+  }
+}
+
+async function refreshPeerRead(c: Conv): Promise<void> {
+  const mine = [...c.messages.values()].filter((m) => m.from === state.me?.userId && !m.pending);
+  const latest = mine.sort((a, b) => b.cseq - a.cseq)[0];
+  if (!latest) return;
+  try {
+    const ok = await client.request("receipts", { conv: c.conv, cseq: latest.cseq });
+    if (Number(ok.count ?? 0) > 0) {
+      c.peerRead = Math.max(c.peerRead, latest.cseq);
+      if (state.active === c.conv) updateStatuses(c);
+    }
+  } catch {
+    // Receipts are optional information.
+  }
+}
+
+/** Tells the server this conversation is read up to its latest message (when visible). */
+function markRead(c: Conv): void {
+  if (state.active !== c.conv || document.visibilityState !== "visible") return;
+  const latest = Math.max(c.lastCseq, c.last?.cseq ?? 0);
+  c.unread = 0;
+  renderConvList();
+  if (latest > c.read) {
+    c.read = latest;
+    client.request("read", { conv: c.conv, cseq: latest }).catch(() => {
+      c.read = 0; // try again next time
+    });
+  }
+}
+
+document.addEventListener("visibilitychange", () => {
+  const c = state.active ? state.convs.get(state.active) : null;
+  if (c) markRead(c);
+});
+
+// ---------------------------------------------------------------- chat view
+
+function renderChat(): void {
+  const c = state.active ? state.convs.get(state.active) : null;
+  if (!c) {
+    replace(
+      chat,
+      h("p", { class: "placeholder" }, "Pick a conversation, or find people to chat with."),
+    );
+    return;
+  }
+  const text = h("textarea", {
+    id: "message",
+    rows: 2,
+    maxlength: 4000,
+    placeholder: "Write a message",
+    onkeydown: (ev: KeyboardEvent) => {
+      if (ev.key === "Enter" && !ev.shiftKey) {
+        ev.preventDefault();
+        form.requestSubmit();
+      }
+    },
+    oninput: () => typing(c, text.value.length > 0),
+  });
+  const file = h("input", {
+    id: "attach",
+    type: "file",
+    accept: "image/*",
+    class: "visually-hidden",
+    onchange: () => {
+      const f = file.files?.[0];
+      file.value = "";
+      if (f) sendImage(c, f);
+    },
+  });
+  const form = h(
+    "form",
+    {
+      class: "composer",
+      onsubmit: (ev: Event) => {
+        ev.preventDefault();
+        const value = text.value.trim();
+        if (!value) return;
+        text.value = "";
+        typing(c, false);
+        sendBody(c, { type: "text", text: value });
+      },
+    },
+    h("label", { for: "message", class: "visually-hidden" }, "Message"),
+    text,
+    h("label", { for: "attach", class: "attach", title: "Attach image" }, "Attach image"),
+    file,
+    h("button", { type: "submit" }, "Send"),
+  );
+  const list = h("div", {
+    class: "messages",
+    role: "log",
+    "aria-label": "Conversation history",
+    "aria-live": "polite",
+    tabindex: 0,
+    onscroll: () => {
+      if (list.scrollTop < 40 && c.more && c.loaded) loadOlder(c);
+    },
+  });
+  replace(
+    chat,
+    h(
+      "header",
+      { class: "chat-head" },
+      h("h2", { id: "chat-title" }),
+      h("span", { class: "presence" }),
+    ),
+    h(
+      "button",
+      { type: "button", class: "older secondary", onclick: () => loadOlder(c) },
+      "Load older messages",
+    ),
+    list,
+    h("p", { class: "typing", "aria-live": "polite" }),
+    form,
+  );
+  renderChatHeader();
+  renderMessages(c, true);
+  text.focus();
+}
+
+function renderChatHeader(): void {
+  const c = state.active ? state.convs.get(state.active) : null;
+  if (!c) return;
+  const title = chat.querySelector("#chat-title");
+  if (title) title.textContent = titleOf(c);
+  const pres = chat.querySelector(".presence");
+  if (pres) {
+    if ("user" in c.peer) {
+      const p = state.presence.get(c.peer.user);
+      pres.textContent = !p
+        ? ""
+        : p.online
+        ? "online"
+        : p.lastSeen
+        ? `last seen ${clock(p.lastSeen)}`
+        : "offline";
+    } else pres.textContent = "";
+  }
+  const older = chat.querySelector<HTMLButtonElement>(".older");
+  if (older) older.hidden = !c.more;
+}
+
+function renderMessages(c: Conv, scrollToEnd: boolean): void {
+  const list = chat.querySelector<HTMLElement>(".messages");
+  if (!list) return;
+  const atEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 60;
+  const sorted = [...c.messages.values()].sort((a, b) =>
+    (a.pending ? Infinity : a.cseq) - (b.pending ? Infinity : b.cseq)
+  );
+  replace(list, ...sorted.map((m) => messageEl(c, m)));
+  if (scrollToEnd || atEnd) list.scrollTop = list.scrollHeight;
+  renderChatHeader();
+}
+
+function messageEl(c: Conv, m: ChatMessage): HTMLElement {
+  const mine = m.from === state.me?.userId;
+  if (m.body.type === "system") {
+    return h("div", { class: "msg system", "data-cseq": m.cseq }, systemText(m));
+  }
+  let content: HTMLElement;
+  if (m.body.type === "image" && typeof m.body.mediaId === "string") {
+    const img = h("img", { alt: String(m.body.caption ?? "Image"), class: "image" });
+    mediaUrl(m.body.mediaId).then((u) => (img.src = u), () => (img.alt = "Image unavailable"));
+    content = h("div", { class: "body" }, img);
+  } else if (m.body.type === "text") {
+    content = h("div", { class: "body" }, String(m.body.text ?? ""));
+  } else if (m.body.recalled) {
+    content = h("div", { class: "body muted" }, "Message recalled");
+  } else {
+    content = h("div", { class: "body muted" }, `[${m.body.type}]`);
+  }
+  return h(
+    "div",
+    { class: `msg${mine ? " mine" : ""}`, "data-cseq": m.pending ? null : m.cseq },
+    h("span", { class: "author" }, mine ? "You" : nameOf(m.from)),
+    content,
+    h(
+      "span",
+      { class: "meta" },
+      h("time", { datetime: new Date(m.ts).toISOString() }, clock(m.ts)),
+      mine ? h("span", { class: "receipt" }, statusOf(c, m)) : null,
+    ),
+  );
+}
+
+function statusOf(c: Conv, m: ChatMessage): string {
+  if (m.failed) return "Not sent";
+  if (m.pending) return "Sending…";
+  return c.peerRead >= m.cseq ? "Read" : "Sent";
+}
+
+function updateStatuses(c: Conv): void {
+  for (const el of chat.querySelectorAll<HTMLElement>(".msg.mine[data-cseq]")) {
+    const m = c.messages.get(`c:${el.dataset.cseq}`);
+    const r = el.querySelector(".receipt");
+    if (m && r) r.textContent = statusOf(c, m);
+  }
+}
+
+function systemText(m: ChatMessage): string {
+  const b = m.body as Record<string, unknown>;
+  const who = nameOf(m.from);
+  switch (b.event) {
+    case "member.invited":
+      return `${who} added ${((b.users as string[]) ?? []).map(nameOf).join(", ")}`;
+    case "member.joined":
+      return `${nameOf(String(b.user))} joined`;
+    case "member.left":
+      return `${nameOf(String(b.user))} left`;
+    case "member.kicked":
+      return `${who} removed ${nameOf(String(b.user))}`;
+    case "group.dissolved":
+      return `${who} dissolved the group`;
+    default:
+      return `${who}: ${String(b.event ?? "group update")}`;
+  }
+}
+
+// ---------------------------------------------------------------- sending
+
+function sendBody(c: Conv, body: MessageBody): void {
+  const cmid = `w${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`;
+  const local: ChatMessage = {
+    mid: "",
+    cseq: 0,
+    from: state.me!.userId,
+    ts: Date.now(),
+    body,
+    pending: cmid,
+  };
+  addMessage(c, local);
+  if (state.active === c.conv) renderMessages(c, true);
+  client.send(c.peer, body, { cmid }).then(
+    (ok) => {
+      c.messages.delete(key(local));
+      const sent: ChatMessage = { mid: ok.mid, cseq: ok.cseq, from: local.from, ts: ok.ts, body };
+      addMessage(c, sent);
+      c.lastCseq = Math.max(c.lastCseq, ok.cseq);
+      c.read = Math.max(c.read, ok.cseq);
+      renderConvList();
+      if (state.active === c.conv) renderMessages(c, true);
+    },
+    (err) => {
+      local.failed = true;
+      if (state.active === c.conv) renderMessages(c, false);
+      flash(describe(err));
+    },
+  );
+}
+
+async function sendImage(c: Conv, file: File): Promise<void> {
+  try {
+    const res = await authorizedFetch("/v1/media", {
+      method: "POST",
+      headers: { "content-type": file.type || "application/octet-stream" },
+      body: file,
+    });
+    const info = await res.json();
+    if (!res.ok) {
+      throw new ImClientError(
+        info.error?.code ?? "http_error",
+        info.error?.message ?? "Upload failed",
+      );
+    }
+    sendBody(c, {
+      type: "image",
+      mediaId: info.mediaId,
+      ...(info.width ? { width: info.width, height: info.height } : {}),
+    });
+  } catch (err) {
+    flash(describe(err));
+  }
+}
+
+async function authorizedFetch(path: string, init: RequestInit = {}): Promise<Response> {
+  const attempt = () =>
+    fetch(path, {
+      ...init,
+      headers: { ...(init.headers ?? {}), authorization: `Bearer ${client.session?.accessToken}` },
+    });
+  let res = await attempt();
+  if (res.status === 401 && client.session) {
+    await client.refresh();
+    res = await attempt();
+  }
+  return res;
+}
+
+function mediaUrl(mediaId: string): Promise<string> {
+  let p = state.media.get(mediaId);
+  if (!p) {
+    p = authorizedFetch(`/v1/media/${encodeURIComponent(mediaId)}`).then(async (res) => {
+      if (!res.ok) throw new Error(`media ${res.status}`);
+      return URL.createObjectURL(await res.blob());
+    });
+    state.media.set(mediaId, p);
+    p.catch(() => state.media.delete(mediaId));
+  }
+  return p;
+}
+
+let typingSentAt = 0;
+let typingActive = false;
+function typing(c: Conv, active: boolean): void {
+  const now = Date.now();
+  if (active && typingActive && now - typingSentAt < 3000) return;
+  if (!active && !typingActive) return;
+  typingActive = active;
+  typingSentAt = now;
+  client.request("typing", { to: c.peer, active }).catch(() => {});
+}
+
+// ---------------------------------------------------------------- people and friends
+
+async function findPeople(query: string): Promise<void> {
+  if (!query) return;
+  try {
+    const ok = await client.request("user.search", { query, limit: 20 });
+    const users = (ok.users as Person[]).filter((u) => u.userId !== state.me?.userId);
+    for (const u of users) state.people.set(u.userId, u);
+    replace(
+      searchResults,
+      ...users.map((u) =>
+        h(
+          "li",
+          null,
+          h("span", { class: "name" }, u.username),
+          state.friends.has(u.userId)
+            ? h("span", { class: "tag" }, "Friend")
+            : state.outgoing.has(u.userId)
+            ? h("span", { class: "tag" }, "Requested")
+            : h("button", {
+              type: "button",
+              "aria-label": `Add ${u.username} as a friend`,
+              onclick: () => addFriend(u.userId),
+            }, "Add friend"),
+          h("button", {
+            type: "button",
+            class: "secondary",
+            "aria-label": `Message ${u.username}`,
+            onclick: () => openConv(ensureConv(directConv(u.userId), { user: u.userId }).conv),
+          }, "Message"),
+        )
+      ),
+    );
+    if (users.length === 0) searchResults.append(h("li", { class: "empty" }, "Nobody found."));
+  } catch (err) {
+    flash(describe(err));
+  }
+}
+
+async function addFriend(userId: string): Promise<void> {
+  try {
+    const ok = await client.request("friend.request", { userId });
+    if (ok.status === "friends" || ok.friends === true) {
+      state.friends.set(userId, { since: Date.now() });
+    } else state.outgoing.add(userId);
+    flash(`Friend request sent to ${nameOf(userId)}.`);
+    replace(searchResults);
+    renderFriends();
+  } catch (err) {
+    flash(describe(err));
+  }
+}
+
+async function answerRequest(userId: string, accept: boolean): Promise<void> {
+  try {
+    await client.request(accept ? "friend.accept" : "friend.reject", { userId });
+    state.incoming.delete(userId);
+    if (accept) {
+      state.friends.set(userId, { since: Date.now() });
+      watchPresence([userId]);
+    }
+    renderFriends();
+  } catch (err) {
+    flash(describe(err));
+  }
+}
+
+function renderFriends(): void {
+  replace(
+    requestList,
+    ...[...state.incoming.keys()].map((id) =>
+      h(
+        "li",
+        null,
+        h("span", { class: "name" }, nameOf(id)),
+        h("button", {
+          type: "button",
+          "aria-label": `Accept ${nameOf(id)}`,
+          onclick: () => answerRequest(id, true),
+        }, "Accept"),
+        h("button", {
+          type: "button",
+          class: "secondary",
+          "aria-label": `Reject ${nameOf(id)}`,
+          onclick: () => answerRequest(id, false),
+        }, "Reject"),
+      )
+    ),
+  );
+  if (state.incoming.size === 0) requestList.append(h("li", { class: "empty" }, "None."));
+  replace(
+    friendList,
+    ...[...state.friends.keys()].sort((a, b) => nameOf(a).localeCompare(nameOf(b))).map((id) => {
+      const p = state.presence.get(id);
+      return h(
+        "li",
+        null,
+        h(
+          "button",
+          {
+            type: "button",
+            class: "friend",
+            onclick: () => openConv(ensureConv(directConv(id), { user: id }).conv),
+          },
+          h("span", { class: `dot${p?.online ? " on" : ""}`, "aria-hidden": "true" }),
+          nameOf(id),
+        ),
+        h("span", { class: "visually-hidden" }, p?.online ? "online" : "offline"),
+      );
+    }),
+  );
+  if (state.friends.size === 0) friendList.append(h("li", { class: "empty" }, "No friends yet."));
+}
+
+// ---------------------------------------------------------------- push frames
+
+function onMsg(m: MsgFrame): void {
+  if (!state.ready) {
+    state.buffered.push(m);
+    return;
+  }
+  const c = ensureConv(m.conv, m.to && "group" in m.to ? { group: m.to.group } : undefined);
+  const isNew = m.cseq > c.lastCseq;
+  c.lastCseq = Math.max(c.lastCseq, m.cseq);
+  const msg = toMessage(m);
+  // My own message from this device replaces its pending copy (same mid via the send ok).
+  for (const [k, v] of c.messages) if (v.mid === msg.mid && k !== key(msg)) c.messages.delete(k);
+  addMessage(c, msg);
+  if (m.from !== state.me?.userId && isNew && m.cseq > c.read) {
+    const visible = state.active === c.conv && document.visibilityState === "visible";
+    if (!visible) c.unread++;
+    const t = c.typing.get(m.from);
+    if (t) {
+      clearTimeout(t);
+      c.typing.delete(m.from);
+      renderTyping(c);
+    }
+  }
+  if (state.people.has(m.from) === false) lookup(m.from).then(() => renderConvList());
+  titleLookup(c).then(() => renderConvList());
+  if (state.active === c.conv) {
+    renderMessages(c, false);
+    markRead(c);
+  }
+  renderConvList();
+}
+
+client.on<MsgFrame & { op: "msg" }>("msg", onMsg);
+
+client.on("read", (f) => {
+  const c = state.convs.get(f.conv as string);
+  if (!c || f.user === state.me?.userId) return;
+  c.peerRead = Math.max(c.peerRead, Number(f.cseq));
+  if (state.active === c.conv) updateStatuses(c);
+});
+
+client.on("conv.updated", (f) => {
+  const c = state.convs.get(f.conv as string);
+  if (!c) return;
+  if (typeof f.read === "number") c.read = Math.max(c.read, f.read);
+  if (typeof f.unread === "number") c.unread = f.unread;
+  renderConvList();
+});
+
+client.on("typing", (f) => {
+  const c = state.convs.get(f.conv as string);
+  const from = f.from as string;
+  if (!c || from === state.me?.userId) return;
+  clearTimeout(c.typing.get(from));
+  if (f.active === false) c.typing.delete(from);
+  else {
+    c.typing.set(
+      from,
+      setTimeout(() => {
+        c.typing.delete(from);
+        renderTyping(c);
+      }, 6000),
+    );
+  }
+  renderTyping(c);
+});
+
+function renderTyping(c: Conv): void {
+  if (state.active !== c.conv) return;
+  const el = chat.querySelector(".typing");
+  if (!el) return;
+  const names = [...c.typing.keys()].map(nameOf);
+  el.textContent = names.length === 0
+    ? ""
+    : `${names.join(", ")} ${names.length === 1 ? "is" : "are"} typing…`;
+}
+
+client.on("presence", (f) => {
+  state.presence.set(f.userId as string, {
+    online: f.online === true,
+    lastSeen: (f.lastSeen as number | null) ?? null,
+  });
+  renderFriends();
+  renderChatHeader();
+});
+
+client.on("friend.request", (f) => {
+  const id = f.userId as string;
+  state.incoming.set(id, { message: String(f.message ?? ""), ts: Number(f.ts ?? Date.now()) });
+  lookup(id).then(() => {
+    renderFriends();
+    flash(`${nameOf(id)} wants to be your friend.`);
+  });
+});
+
+client.on("friend.accepted", (f) => {
+  const id = f.userId as string;
+  state.outgoing.delete(id);
+  state.friends.set(id, { since: Number(f.since ?? Date.now()) });
+  lookup(id).then(() => {
+    renderFriends();
+    flash(`${nameOf(id)} accepted your friend request.`);
+  });
+  watchPresence([id]);
+});
+
+for (const op of ["friend.rejected", "friend.cancelled", "friend.removed"]) {
+  client.on(op, (f) => {
+    const id = f.userId as string;
+    state.outgoing.delete(id);
+    state.incoming.delete(id);
+    if (op === "friend.removed") state.friends.delete(id);
+    renderFriends();
+  });
+}
+
+client.on("group.updated", (f) => {
+  if (typeof f.groupId === "string" && typeof f.name === "string") {
+    state.groups.set(f.groupId, { name: f.name });
+    renderConvList();
+    renderChatHeader();
+  }
+});
+
+client.on("system", (f) => {
+  const text = String(f.text ?? "");
+  const scope = f.scope === "group"
+    ? ` (${state.groups.get(String(f.group))?.name ?? "group"})`
+    : "";
+  announcement.hidden = false;
+  replace(
+    announcement,
+    h("strong", null, `Announcement${scope}: `),
+    text,
+    h("button", {
+      type: "button",
+      class: "secondary",
+      "aria-label": "Dismiss announcement",
+      onclick: () => (announcement.hidden = true),
+    }, "×"),
+  );
+});
+
+// ---------------------------------------------------------------- helpers
+
+let flashTimer: ReturnType<typeof setTimeout> | undefined;
+function flash(text: string): void {
+  let el = document.getElementById("flash");
+  if (!el) {
+    el = h("div", { id: "flash", class: "flash", role: "status", "aria-live": "polite" });
+    document.body.append(el);
+  }
+  el.textContent = text;
+  el.hidden = false;
+  clearTimeout(flashTimer);
+  flashTimer = setTimeout(() => (el!.hidden = true), 5000);
+}
+
+function describe(err: unknown): string {
+  if (err instanceof ImClientError) {
+    const known: Record<string, string> = {
+      username_taken: "That username is taken.",
+      invalid_credentials: "Wrong username or password.",
+      bad_request: err.message,
+      network: "Cannot reach the server.",
+      muted: "You are muted and cannot send messages right now.",
+      blocked: "You cannot message this person.",
+      rate_limited: "Slow down a little.",
+    };
+    return known[err.code] ?? err.message;
+  }
+  return (err as Error)?.message ?? String(err);
+}
+
+addEventListener("online", () => client.reconnectNow());
+
+// Resume a session kept in this tab, or ask to log in.
+if (client.session) start();
+else showAuth();
