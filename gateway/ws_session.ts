@@ -78,6 +78,9 @@ export interface SessionDeps {
   limits: UserRateLimiter;
 }
 
+/** How long a socket's backlog may stay above MAX_SOCKET_BUFFER_BYTES before it is shed. */
+export const SLOW_CONSUMER_GRACE_MS = 2_000;
+
 /** Most frames held while `auth` is in flight; more is a flood (close 1008). */
 const MAX_WAITING_FRAMES = 256;
 
@@ -160,10 +163,7 @@ export class Session implements Connection {
       this.#out.length = 0;
       return;
     }
-    // Measured before this write: bytes of earlier flushes the peer has not taken yet. (Right
-    // after a send, bufferedAmount also counts the bytes just handed over, so checking then
-    // would shed a healthy socket that merely received a large burst in one tick.)
-    if (this.socket.bufferedAmount > this.deps.settings.maxSocketBufferBytes) {
+    if (this.#slowConsumer()) {
       // A consumer that does not read must not hold the node's memory: shed it.
       this.#out.length = 0;
       this.deps.logger.warn("closing slow consumer", { conn: this.id, user: this.#userId });
@@ -175,6 +175,25 @@ export class Session implements Connection {
     this.#out = [];
     for (const f of frames) this.deps.metrics.framesOut.inc({ op: String(f.op) });
     this.socket.send(encodeFrames(frames, this.subprotocol));
+  }
+
+  #overSince = 0;
+  /**
+   * Whether the bytes of earlier flushes that the peer has not taken yet (measured before this
+   * write) show a consumer that does not read: above MAX_SOCKET_BUFFER_BYTES for longer than
+   * {@link SLOW_CONSUMER_GRACE_MS}, or above four times it at any moment. A reader that merely
+   * got a large burst (a sync page) drains within the grace; memory stays bounded by the hard cap.
+   */
+  #slowConsumer(): boolean {
+    const backlog = this.socket.bufferedAmount;
+    const cap = this.deps.settings.maxSocketBufferBytes;
+    if (backlog <= cap) {
+      this.#overSince = 0;
+      return false;
+    }
+    const now = performance.now();
+    if (this.#overSince === 0) this.#overSince = now;
+    return backlog > 4 * cap || now - this.#overSince > SLOW_CONSUMER_GRACE_MS;
   }
 
   #onClose(): void {
