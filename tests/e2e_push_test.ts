@@ -130,6 +130,9 @@ Deno.test("muted conversations, do-not-disturb, quiet hours and blocks suppress 
     await expectPush([], false);
     const unmuted = await ok(bc, { op: "push.unmute", conv });
     assert.deepEqual(unmuted.muted, []);
+    // The conversation list's mute flag silences pushes too.
+    await expectPush([{ op: "conv.mute", conv, muted: true }], false);
+    await ok(bc, { op: "conv.mute", conv, muted: false });
     await expectPush([{ op: "push.settings", dnd: true }], false);
     const now = new Date();
     const m = now.getUTCHours() * 60 + now.getUTCMinutes();

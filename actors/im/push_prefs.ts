@@ -6,7 +6,8 @@
  * A message is pushed to a recipient (through the node's {@link Notifier}) only when all hold:
  * the recipient is not its sender; no device of the recipient is connected anywhere in the
  * cluster (see `presence.ts`); the recipient does not block the sender; the conversation is not
- * muted; do-not-disturb is off and the recipient's local time is outside its quiet hours.
+ * muted (`push.mute` here, or the conversation list's `conv.mute` flag); do-not-disturb is off
+ * and the recipient's local time is outside its quiet hours.
  * The notice never carries message text (see `push/notifier.ts`).
  *
  * @module
@@ -15,6 +16,7 @@ import type { MessageMeta } from "../behavior.ts";
 import { ImError, NotMemberError } from "../errors.ts";
 import { conversationActor, directParticipants, groupActor } from "./conversation_ids.ts";
 import type { PushNotice } from "../../push/notifier.ts";
+import type { ConvListState } from "./conversations.ts";
 import { connectedAnywhere } from "./presence.ts";
 import {
   has,
@@ -73,11 +75,15 @@ export function inQuietHours(q: QuietHours, now: number): boolean {
   return q.start < q.end ? t >= q.start && t < q.end : t >= q.start || t < q.end;
 }
 
-/** Whether conversation `conv` is muted at `now`. */
-function isMuted(prefs: PushPrefs, conv: string, now: number): boolean {
-  if (!has(prefs.muted, conv)) return false;
-  const until = prefs.muted[conv];
-  return until === 0 || until > now;
+/** Whether conversation `conv` is muted at `now` (by `push.mute`, or by `conv.mute`). */
+function isMuted(ctx: Ctx, prefs: PushPrefs, conv: string, now: number): boolean {
+  if (has(prefs.muted, conv)) {
+    const until = prefs.muted[conv];
+    if (until === 0 || until > now) return true;
+  }
+  // The conversation list's mute flag (conversations.ts) silences the devices: pushes too.
+  const list = (ctx.state.convs as ConvListState | undefined)?.list;
+  return !!list && has(list, conv) && list[conv].muted === true;
 }
 
 /** The answer of every push settings request. */
@@ -114,7 +120,7 @@ export const pushHandlers = {
     const prefs = pushPrefsOf(ctx.state);
     const skip = connectedAnywhere(ctx) ||
       has(socialOf(ctx.state).blocked, body.from) ||
-      isMuted(prefs, body.conv, now) ||
+      isMuted(ctx, prefs, body.conv, now) ||
       prefs.dnd ||
       (prefs.quiet !== null && inQuietHours(prefs.quiet, now));
     if (skip) return { pushed: false };
