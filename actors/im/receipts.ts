@@ -5,9 +5,10 @@
  * Guarantees:
  * - A read cursor only moves forward and never past the conversation's latest `cseq`; it is
  *   written (fenced by the actor's epoch) before the answer.
- * - When it moves, every participant gets an ephemeral `read` frame `{conv, user, cseq, ts}`,
- *   and the reader's own devices also get `conv.updated` with the new `read` and `unread`
- *   (so every device's conversation list stays in step).
+ * - When it moves, every participant gets an ephemeral `read` frame `{conv, user, cseq, ts}`
+ *   (only the reader's devices in conversations of more than {@link READ_FANOUT_LIMIT}
+ *   participants), and the reader's own devices also get `conv.updated` with the new `read`
+ *   and `unread` (so every device's conversation list stays in step).
  * - A repeated `read` at or below the cursor this activation already wrote costs no store
  *   write and sends no frame.
  * - `receipts` counts only current participants other than the message's sender.
@@ -22,6 +23,13 @@ import type { ImServices } from "./services.ts";
 
 /** Unread counts stop at this number (clients show "999+"). */
 export const UNREAD_CAP = 999;
+
+/**
+ * Conversations with more participants than this push `read` frames only to the reader's own
+ * devices: in a big group every read would otherwise fan out to every member (the `receipts`
+ * query answers "read by N and who" there).
+ */
+export const READ_FANOUT_LIMIT = 200;
 
 /** Read cursors this activation has written, per state object (a lower bound of the store's). */
 const written = new WeakMap<object, Map<string, number>>();
@@ -81,9 +89,10 @@ export function receiptHandlers<S extends object>(
       ))[conv] ?? 0;
       if (cseq > seen) {
         known.set(user, cseq);
+        const everyone = access.participants(ctx.state);
         svc.deliver({
           frame: { op: "read", conv, user, cseq, ts },
-          users: access.participants(ctx.state),
+          users: everyone.length <= READ_FANOUT_LIMIT ? everyone : [user],
         });
         svc.deliver({ frame: { op: "conv.updated", conv, read: cseq, unread }, users: [user] });
       }
