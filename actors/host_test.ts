@@ -975,6 +975,57 @@ Deno.test("membership loss drops every activation", async () => {
   }
 });
 
+Deno.test("a node that lost its membership starts no activation until it has rejoined", async () => {
+  const clock = FakeTimers.withGlobal(globalThis).install({
+    toFake: ["setInterval", "clearInterval", "Date"],
+  });
+  const e = await env();
+  try {
+    const { host, membership } = await e.node("n1");
+    host.register(counter());
+    await ask(host, "counter/a", "add", { by: 1 });
+    clock.setSystemTime(Date.now() + 60_000);
+    clock.tick(1000);
+    assert.equal(host.stats().active, 0);
+    // Lost: a first message is refused (moved) rather than activating behind the others' back.
+    await assert.rejects(ask(host, "counter/b", "get"), (err: ImError) => err.code === "moved");
+    assert.equal(host.stats().activations, 1);
+    // The node joins again (node.ts does so by itself): activations resume, with fresh epochs.
+    await membership.join({ id: "n1", address: "http://n1", startedAt: Date.now() });
+    assert.equal(await ask(host, "counter/a", "get"), 0, "dropped without a snapshot");
+    assert.equal(host.stats().activations, 2);
+    assert.ok((await e.store.storedEpoch("counter/a")) >= 2);
+  } finally {
+    await e.close();
+    clock.uninstall();
+  }
+});
+
+Deno.test("a late fenced write of an activation already dropped is still logged", async () => {
+  const e = await env();
+  try {
+    const late = Promise.withResolvers<void>();
+    const { host, logger } = await e.node("n1");
+    host.register(counter({}, {
+      commit: (ctx) =>
+        ctx.defer(late.promise.then(() => {
+          throw new FencedError(ctx.id, ctx.epoch, ctx.epoch + 1);
+        })),
+    }));
+    const pending = ask(host, "counter/z", "commit");
+    await new Promise((r) => setTimeout(r, 10));
+    host.dropAll("test: node presumed dead");
+    late.resolve();
+    await assert.rejects(pending, (err: ImError) => err.code === "moved");
+    const fenced = logger.lines.find((l) => l.message === "fenced write rejected");
+    assert.ok(fenced, "the rejected write is on record");
+    assert.equal(fenced.fields?.actorId, "counter/z");
+    assert.equal(fenced.fields?.epoch, 1);
+  } finally {
+    await e.close();
+  }
+});
+
 // ---------------------------------------------------------------------------- shutdown
 
 Deno.test("stopAll hands every actor off: queued turns finish, snapshots written, placements released", async () => {

@@ -74,7 +74,7 @@ export async function startCluster(
           );
         }
       }
-      await Promise.all(nodes.map((node) => node.stop(5_000)));
+      await Promise.all(nodes.map((node) => node.stop(15_000)));
       await sql.end({ timeout: 5 });
       await Promise.all([redis.stop(), nats.stop()]);
       await db.drop();
