@@ -3,8 +3,9 @@
  * wrapped with an extra handler that answers what the admin console shows.
  *
  * - `group` gets `admin.info` → `{exists, name, owner, createdAt, members: [{userId, role,
- *   joinedAt}]}`. Only the admin API sends it (actor messages are not reachable by clients: the
- *   gateway addresses actors only through its ops).
+ *   joinedAt}]}` (`exists` is false for an unknown or dissolved group). Only the admin API
+ *   sends it (actor messages are not reachable by clients: the gateway addresses actors only
+ *   through its ops).
  *
  * @module
  */
@@ -32,13 +33,15 @@ export function withGroupAdminInfo<B extends Behavior<any, any>>(behavior: B): B
       [GROUP_ADMIN_INFO]: (ctx): GroupAdminInfo => {
         const s = ctx.state as Partial<{
           exists: boolean;
+          dissolved: boolean;
           name: string;
           owner: string;
           createdAt: number;
           members: Record<string, { role?: string; joinedAt?: number }>;
         }>;
         return {
-          exists: s.exists === true,
+          // A dissolved group no longer exists for the console.
+          exists: s.exists === true && s.dissolved !== true,
           name: s.name ?? "",
           owner: s.owner ?? "",
           createdAt: s.createdAt ?? 0,
