@@ -3,7 +3,11 @@
  * who may see it, bounded subscriptions, and typing indicators — each refusal with its code.
  */
 import assert from "node:assert/strict";
-import { PRESENCE_LIMITS } from "../actors/im/presence.ts";
+import { PRESENCE_LIMITS, PRESENCE_TIMING } from "../actors/im/presence.ts";
+import { createMemoryCluster } from "../cluster/from_config.ts";
+import { loadConfig } from "../config.ts";
+import { startNode } from "../node.ts";
+import { createLogger } from "../observability/log.ts";
 import type { Proto } from "./support/client.ts";
 import { login, signUp, TestClient } from "./support/client.ts";
 import { testNode } from "./support/node.ts";
@@ -209,5 +213,63 @@ Deno.test("after a node restart, connections of the old node no longer count as 
     await ca.close();
     await cb.close();
     await node.stop();
+  }
+});
+
+Deno.test("devices on every node of a cluster count, and a node that leaves stops counting", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "im_presence_cluster_" });
+  const memoryCluster = createMemoryCluster();
+  const start = () =>
+    startNode(
+      loadConfig({
+        PORT: "0",
+        HOST: "127.0.0.1",
+        DATA_DIR: dir,
+        PASSWORD_ITERATIONS: "1000",
+        LOG_LEVEL: "error",
+      }),
+      { memoryCluster, logger: createLogger({ level: "error" }) },
+    );
+  const savedTick = PRESENCE_TIMING.tickMs;
+  PRESENCE_TIMING.tickMs = 100;
+  const n1 = await start();
+  const n2 = await start();
+  const clients: TestClient[] = [];
+  try {
+    const a = await signUp(n1.url, uniqueName("a"));
+    const b = await signUp(n1.url, uniqueName("b"));
+    const a1 = await TestClient.connect(n1.url, a.accessToken);
+    const a2 = await TestClient.connect(n2.url, a.accessToken, "im.v1.json", "tablet");
+    const b1 = await TestClient.connect(n1.url, b.accessToken);
+    clients.push(a1, a2, b1);
+    await ok(a1, { op: "friend.request", userId: b.userId });
+    await ok(b1, { op: "friend.accept", userId: a.userId });
+    const sub = await ok(b1, { op: "presence.subscribe", userIds: [a.userId] });
+    assert.equal((sub.presence as P[])[0].online, true);
+
+    // The device on node 1 leaves: the one on node 2 keeps a online.
+    await a1.close();
+    await sleep(300);
+    const still = await ok(b1, { op: "presence.get", userIds: [a.userId] });
+    assert.equal((still.presence as P[])[0].online, true);
+    assert.equal(framesOf(b1, "presence").length, 0);
+
+    // Node 2 stops (its sockets are closed and it leaves the cluster): a is offline.
+    await n2.shutdown();
+    await a2.closed;
+    for (let i = 0;; i++) {
+      const res = await ok(b1, { op: "presence.get", userIds: [a.userId] });
+      if (!(res.presence as P[])[0].online) break;
+      if (i > 100) throw new Error("a stays online after its node left");
+      await sleep(50);
+    }
+    const off = await pushed(b1, "presence", { userId: a.userId, online: false });
+    assert.equal(typeof off.lastSeen, "number");
+  } finally {
+    PRESENCE_TIMING.tickMs = savedTick;
+    for (const c of clients) await c.close();
+    await n1.shutdown();
+    await n2.shutdown();
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -7,8 +7,10 @@
  * - A user is **online while any of its devices is connected anywhere in the cluster**: every
  *   session registers `<nodeId>/<connId>` on connect and removes it on close
  *   (`presence.disconnect`). Connections of a node that left the cluster (crash, shutdown) are
- *   dropped within {@link PRESENCE_TICK_MS} by a timer that runs while the user is online, and on
- *   activation. Connections are in the snapshot, written before the connect is answered.
+ *   dropped within `PRESENCE_TIMING.tickMs` by a timer that runs while the user is online, and on
+ *   activation (an actor that moved away with a stopping node catches up when it is next
+ *   activated, e.g. by a presence query). Connections are in the snapshot, written before the
+ *   connect is answered.
  * - Only **friends and group co-members** see a user's presence: a subscription names the ids
  *   and, for non-friends, a group both belong to; the group actor confirms the membership and
  *   the watched user's actor confirms the friendship and that it does not block the watcher.
@@ -47,12 +49,15 @@ export const PRESENCE_LIMITS: Record<"perRequest" | "subs" | "watchers", number>
   watchers: 20_000,
 };
 
-/** How often an online user's actor drops connections of dead nodes and renews its leases. */
-export const PRESENCE_TICK_MS = 15_000;
-/** How long a watch lasts without renewal. */
-export const WATCH_LEASE_MS = 30 * 60_000;
-/** How often an online watcher renews its watches. */
-export const WATCH_RENEW_MS = 10 * 60_000;
+/** Presence timing, ms (not `const` so that tests can shorten it). */
+export const PRESENCE_TIMING: Record<"tickMs" | "leaseMs" | "renewMs", number> = {
+  /** How often an online user's actor drops connections of dead nodes and renews its leases. */
+  tickMs: 15_000,
+  /** How long a watch lasts without renewal. */
+  leaseMs: 30 * 60_000,
+  /** How often an online watcher renews its watches. */
+  renewMs: 10 * 60_000,
+};
 
 /** Members read per `members` page when checking a group (the group actor's largest page). */
 const MEMBER_PAGE = 500;
@@ -146,7 +151,7 @@ export async function presenceConnected(ctx: Ctx, body: { conn?: unknown }): Pro
   p.conns[body.conn] = ctx.services.now();
   if (!was) {
     announce(ctx);
-    ctx.setTimer("presence", PRESENCE_TICK_MS, "presence.tick", undefined, true);
+    ctx.setTimer("presence", PRESENCE_TIMING.tickMs, "presence.tick", undefined, true);
   }
   await ctx.snapshot();
 }
@@ -160,7 +165,7 @@ export async function presenceActivated(ctx: Ctx): Promise<void> {
     await ctx.snapshot();
     return;
   }
-  ctx.setTimer("presence", PRESENCE_TICK_MS, "presence.tick", undefined, true);
+  ctx.setTimer("presence", PRESENCE_TIMING.tickMs, "presence.tick", undefined, true);
 }
 
 /**
@@ -225,7 +230,7 @@ export const presenceHandlers = {
       return {};
     }
     const now = ctx.services.now();
-    if (now - p.subsRenewedAt >= WATCH_RENEW_MS && Object.keys(p.subs).length) {
+    if (now - p.subsRenewedAt >= PRESENCE_TIMING.renewMs && Object.keys(p.subs).length) {
       p.subsRenewedAt = now;
       for (const [target, via] of Object.entries(p.subs)) {
         ctx.tell(userActor(target), "presence.watch", { watcher: ctx.key, via, watch: true });
@@ -259,7 +264,7 @@ export const presenceHandlers = {
           throw new ImError("limit_exceeded", "This user has too many watchers");
         }
       }
-      p.watchers[watcher] = now + WATCH_LEASE_MS;
+      p.watchers[watcher] = now + PRESENCE_TIMING.leaseMs;
     }
     return presenceInfo(ctx);
   },
