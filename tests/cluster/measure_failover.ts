@@ -84,7 +84,8 @@ async function once(run: number): Promise<{ servedAgainMs: number; firstGoodSend
     stop = true;
     await loop;
     await sleep(6_000); // let the last probes settle
-    const after = probes.filter((p) => p.answer === "ok" && p.answeredAt! > killedAt);
+    // Only probes sent after the kill: one sent before may still be answered by the old node.
+    const after = probes.filter((p) => p.answer === "ok" && p.sentAt > killedAt);
     servedAgain = Math.min(...after.map((p) => p.answeredAt! - killedAt));
     const goodSends = probes.filter((p) => p.sentAt > killedAt && p.answer === "ok");
     const firstGoodSend = Math.min(...goodSends.map((p) => p.sentAt - killedAt));
