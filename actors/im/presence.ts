@@ -6,11 +6,12 @@
  * Guarantees:
  * - A user is **online while any of its devices is connected anywhere in the cluster**: every
  *   session registers `<nodeId>/<connId>` on connect and removes it on close
- *   (`presence.disconnect`). Connections of a node that left the cluster (crash, shutdown) are
- *   dropped within `PRESENCE_TIMING.tickMs` by a timer that runs while the user is online, and on
- *   activation (an actor that moved away with a stopping node catches up when it is next
- *   activated, e.g. by a presence query). Connections are in the snapshot, written before the
- *   connect is answered.
+ *   (`presence.disconnect`). Connections of a node that is not live in the cluster view (crash,
+ *   shutdown) stop counting within `PRESENCE_TIMING.tickMs` — checked by a timer that runs
+ *   while connections are known, and on activation (an actor that moved away with a stopping
+ *   node catches up when it is next activated, e.g. by a presence query) — and are forgotten
+ *   after `deadNodeGraceMs` (a node back before that, after a membership flap, counts again).
+ *   Connections are in the snapshot, written before the connect is answered.
  * - Only **friends and group co-members** see a user's presence: a subscription names the ids
  *   and, for non-friends, a group both belong to; the group actor confirms the membership and
  *   the watched user's actor confirms the friendship and that it does not block the watcher.
@@ -50,9 +51,17 @@ export const PRESENCE_LIMITS: Record<"perRequest" | "subs" | "watchers", number>
 };
 
 /** Presence timing, ms (not `const` so that tests can shorten it). */
-export const PRESENCE_TIMING: Record<"tickMs" | "leaseMs" | "renewMs", number> = {
+export const PRESENCE_TIMING: Record<
+  "tickMs" | "deadNodeGraceMs" | "leaseMs" | "renewMs",
+  number
+> = {
   /** How often an online user's actor drops connections of dead nodes and renews its leases. */
   tickMs: 15_000,
+  /**
+   * How long connections of a node that is not live are kept (not counted) before they are
+   * forgotten; a node back within it (a membership flap) counts again.
+   */
+  deadNodeGraceMs: 60_000,
   /** How long a watch lasts without renewal. */
   leaseMs: 30 * 60_000,
   /** How often an online watcher renews its watches. */
@@ -75,42 +84,50 @@ function nodeOf(conn: string): string {
   return i < 0 ? conn : conn.slice(0, i);
 }
 
-/** Drops connections whose node is no longer live; true when any was dropped. */
-function pruneDead(ctx: Ctx): boolean {
-  const live = ctx.services.isNodeLive;
-  if (!live) return false;
-  const p = presenceOf(ctx.state);
-  let dropped = false;
-  for (const conn of Object.keys(p.conns)) {
-    if (!live(nodeOf(conn))) {
-      delete p.conns[conn];
-      dropped = true;
-    }
-  }
-  return dropped;
-}
-
-function isOnline(ctx: Ctx): boolean {
-  return Object.keys(presenceOf(ctx.state).conns).length > 0;
-}
+/** When each node was first seen dead, per actor state (transient: a restart starts over). */
+const deadSince = new WeakMap<object, Map<string, number>>();
 
 /**
- * Whether a device of this user is connected on a live node now (read-only: dead nodes'
- * connections are dropped by the timer, this only ignores them).
+ * Whether a device of this user is connected on a live node now. Connections of a node that is
+ * not live do not count (they count again if the node comes back, e.g. after a membership flap).
  */
 export function connectedAnywhere(ctx: Ctx): boolean {
   const live = ctx.services.isNodeLive;
   return Object.keys(presenceOf(ctx.state).conns).some((c) => !live || live(nodeOf(c)));
 }
 
+/**
+ * Forgets connections whose node has not been live for `PRESENCE_TIMING.deadNodeGraceMs`;
+ * true when any was forgotten.
+ */
+function forgetDead(ctx: Ctx): boolean {
+  const live = ctx.services.isNodeLive;
+  if (!live) return false;
+  const p = presenceOf(ctx.state);
+  let seen = deadSince.get(p);
+  const now = ctx.services.now();
+  let forgot = false;
+  for (const conn of Object.keys(p.conns)) {
+    const node = nodeOf(conn);
+    if (live(node)) {
+      seen?.delete(node);
+      continue;
+    }
+    if (!seen) deadSince.set(p, seen = new Map());
+    const since = seen.get(node) ?? now;
+    seen.set(node, since);
+    if (now - since >= PRESENCE_TIMING.deadNodeGraceMs) {
+      delete p.conns[conn];
+      forgot = true;
+    }
+  }
+  return forgot;
+}
+
 /** This user's presence. */
 export function presenceInfo(ctx: Ctx): PresenceInfo {
-  const online = isOnline(ctx);
-  return {
-    userId: ctx.key,
-    online,
-    lastSeen: online ? null : presenceOf(ctx.state).lastSeen,
-  };
+  const p = presenceOf(ctx.state);
+  return { userId: ctx.key, online: p.online, lastSeen: p.online ? null : p.lastSeen };
 }
 
 /** Pushes this user's presence to its live watchers (expired leases are dropped). */
@@ -127,16 +144,31 @@ function announce(ctx: Ctx): void {
   }
 }
 
-/** The last device is gone: last seen now, watchers told, this user's own watches ended. */
-function goOffline(ctx: Ctx): void {
+/**
+ * Brings the announced state (`online`) in line with the connections: on a change, watchers are
+ * told; going offline sets last seen and ends this user's own watches. The timer runs while any
+ * connection is known (also one of a node that is down for now). True when anything changed.
+ */
+function settle(ctx: Ctx): boolean {
   const p = presenceOf(ctx.state);
-  p.lastSeen = ctx.services.now();
-  ctx.cancelTimer("presence");
-  announce(ctx);
-  for (const target of Object.keys(p.subs)) {
-    ctx.tell(userActor(target), "presence.unwatch", { watcher: ctx.key });
+  const forgot = forgetDead(ctx);
+  if (Object.keys(p.conns).length === 0) ctx.cancelTimer("presence");
+  const online = connectedAnywhere(ctx);
+  if (online === p.online) return forgot;
+  p.online = online;
+  if (!online) {
+    p.lastSeen = ctx.services.now();
+    for (const target of Object.keys(p.subs)) {
+      ctx.tell(userActor(target), "presence.unwatch", { watcher: ctx.key });
+    }
+    p.subs = {};
   }
-  p.subs = {};
+  announce(ctx);
+  return true;
+}
+
+function startTimer(ctx: Ctx): void {
+  ctx.setTimer("presence", PRESENCE_TIMING.tickMs, "presence.tick", undefined, true);
 }
 
 /**
@@ -146,26 +178,20 @@ function goOffline(ctx: Ctx): void {
 export async function presenceConnected(ctx: Ctx, body: { conn?: unknown }): Promise<void> {
   if (typeof body?.conn !== "string" || body.conn.length > 200) return;
   const p = presenceOf(ctx.state);
-  pruneDead(ctx);
-  const was = isOnline(ctx);
+  const first = Object.keys(p.conns).length === 0;
   p.conns[body.conn] = ctx.services.now();
-  if (!was) {
-    announce(ctx);
-    ctx.setTimer("presence", PRESENCE_TIMING.tickMs, "presence.tick", undefined, true);
-  }
+  settle(ctx);
+  if (first) startTimer(ctx);
   await ctx.snapshot();
 }
 
-/** Restarts the presence timer of a restored online user and drops dead connections. */
+/** Re-evaluates a restored user's connections (nodes may have gone) and restarts its timer. */
 export async function presenceActivated(ctx: Ctx): Promise<void> {
   const p = presenceOf(ctx.state);
-  if (Object.keys(p.conns).length === 0) return;
-  if (pruneDead(ctx) && !isOnline(ctx)) {
-    goOffline(ctx);
-    await ctx.snapshot();
-    return;
-  }
-  ctx.setTimer("presence", PRESENCE_TIMING.tickMs, "presence.tick", undefined, true);
+  if (Object.keys(p.conns).length === 0 && !p.online) return;
+  const changed = settle(ctx);
+  if (Object.keys(p.conns).length > 0) startTimer(ctx);
+  if (changed) await ctx.snapshot();
 }
 
 /**
@@ -215,20 +241,16 @@ export const presenceHandlers = {
     const p = presenceOf(ctx.state);
     if (typeof body?.conn !== "string" || !has(p.conns, body.conn)) return {};
     delete p.conns[body.conn];
-    pruneDead(ctx);
-    if (!isOnline(ctx)) goOffline(ctx);
+    settle(ctx);
     await ctx.snapshot();
     return {};
   },
 
-  /** Timer while online: drop dead nodes' connections, renew this user's watch leases. */
+  /** Timer while connections are known: follow node liveness, renew this user's watches. */
   async "presence.tick"(ctx: Ctx) {
     const p = presenceOf(ctx.state);
-    if (pruneDead(ctx) && !isOnline(ctx)) {
-      goOffline(ctx);
-      await ctx.snapshot();
-      return {};
-    }
+    if (settle(ctx)) await ctx.snapshot();
+    if (!p.online) return {};
     const now = ctx.services.now();
     if (now - p.subsRenewedAt >= PRESENCE_TIMING.renewMs && Object.keys(p.subs).length) {
       p.subsRenewedAt = now;
@@ -349,7 +371,7 @@ export const presenceHandlers = {
     for (const [id, via] of Object.entries(body.subs)) {
       // Gone offline meanwhile, or over the bound (a concurrent subscribe): let it go again.
       if (
-        !isOnline(ctx) || (!has(p.subs, id) && Object.keys(p.subs).length >= PRESENCE_LIMITS.subs)
+        !p.online || (!has(p.subs, id) && Object.keys(p.subs).length >= PRESENCE_LIMITS.subs)
       ) {
         ctx.tell(userActor(id), "presence.unwatch", { watcher: ctx.key });
         continue;

@@ -80,6 +80,8 @@ export type PresenceVia = "friend" | "group";
 export interface PresenceState {
   /** Connected devices anywhere in the cluster: `<nodeId>/<connId>` → connected since, ms. */
   conns: Record<string, number>;
+  /** The state last announced to watchers: a connection on a live node was known. */
+  online: boolean;
   /** When the last device went offline (null: never connected, or online now). */
   lastSeen: number | null;
   /** Users who get `presence` frames about this user → lease expiry, ms. */
@@ -125,6 +127,7 @@ export function socialOf(state: UserState): SocialState {
 export function presenceOf(state: UserState): PresenceState {
   const s = (state.presence ??= {}) as Partial<PresenceState>;
   s.conns ??= {};
+  s.online ??= false;
   s.lastSeen ??= null;
   s.watchers ??= {};
   s.subs ??= {};
