@@ -67,6 +67,7 @@ class LoadStats {
   recvInWindow = 0;
   recvTotal = 0;
   skipped = 0;
+  retrying = 0;
   errors: Record<string, number> = {};
   okHist = new LatencyHistogram();
   recvHist = new LatencyHistogram();
@@ -125,7 +126,9 @@ const events: ClientEvents = {
     const now = wallNow();
     if (st.p.retry && code !== "closed") {
       // Same cmid: the server stores it at most once, whatever happened to the first attempt.
+      st.retrying++;
       setTimeout(() => {
+        st.retrying--;
         if (current === st) issue(s, t, st, cmid);
       }, 50);
       st.answered--;
@@ -193,7 +196,7 @@ async function runLoad(p: LoadParams) {
   const drainEnd = end + p.drainMs;
   let lastRecv = -1;
   while (wallNow() < drainEnd) {
-    if (st.sent === st.answered && !p.retry && st.recvTotal === lastRecv) break;
+    if (st.sent === st.answered && st.retrying === 0 && st.recvTotal === lastRecv) break;
     lastRecv = st.recvTotal;
     await sleep(100);
   }
@@ -318,7 +321,9 @@ async function handle(msg: Record<string, unknown>): Promise<unknown> {
   }
 }
 
-const ackTimer = setInterval(() => {
+// Clients ack what they received, cumulatively, at most every 200 ms (as an app would).
+// BENCH_NO_ACKS=1 turns acks off (a diagnostic: how much do ack writes cost the server?).
+const ackTimer = Deno.env.get("BENCH_NO_ACKS") === "1" ? undefined : setInterval(() => {
   for (const c of clients.values()) c.flushAck();
 }, 200);
 

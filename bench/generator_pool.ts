@@ -17,18 +17,19 @@ export class Generator {
   readonly exited: Promise<Deno.CommandStatus>;
 
   constructor(readonly index: number) {
-    this.#child = new Deno.Command(Deno.execPath(), {
+    const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", GENERATOR],
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
     }).spawn();
+    this.#child = child;
     this.#writer = this.#child.stdin.getWriter();
     this.exited = this.#child.status;
     this.#readReplies();
     (async () => {
       const dec = new TextDecoder();
-      for await (const chunk of this.#child.stderr) {
+      for await (const chunk of child.stderr) {
         this.#stderr = (this.#stderr + dec.decode(chunk)).slice(-20_000);
       }
     })();

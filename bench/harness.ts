@@ -218,7 +218,7 @@ export async function runLoad(
   const n = pool.gens.length;
   const sendersOf = pool.gens.map((_, g) => plan.senders.filter((s) => s.key % n === g));
   const total = plan.senders.length;
-  const startAt = performance.timeOrigin + performance.now() + 400;
+  const startAt = performance.timeOrigin + performance.now() + 250;
   let processes = await meteredProcesses(dep, pool);
   const meter = new CpuMeter(() => processes);
   const text = "x".repeat(plan.textBytes ?? 32);
@@ -283,6 +283,25 @@ export async function runLoad(
       )
       : undefined,
   };
+}
+
+/**
+ * An unmeasured closed-loop burst, one outstanding send per sender: activates the actors and
+ * warms the code paths, so the measured phases that follow do not pay first-use costs.
+ */
+export async function prime(
+  dep: Deployment,
+  pool: GeneratorPool,
+  senders: LoadPlan["senders"],
+): Promise<void> {
+  await runLoad(dep, pool, {
+    mode: "closed",
+    window: 1,
+    senders,
+    durationMs: 600,
+    warmupMs: 0,
+    drainMs: 2000,
+  });
 }
 
 /** Sum of the servers' resident memory, bytes. */

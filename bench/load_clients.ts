@@ -9,7 +9,7 @@
  * - `sio`: Socket.IO 4 (websocket transport only, msgpack parser): handshake `auth` carries the
  *   user and rooms; `send` is an event with an acknowledgement, `msg` an event.
  *
- * Every `send` carries the scheduled send time (`body.t`, wall-clock ms) so the receiver measures
+ * Every `send` carries the scheduled send time (at the start of `body.text`, wall-clock ms) so the receiver measures
  * latency from the schedule, not from when the generator got around to sending.
  *
  * @module
@@ -30,6 +30,20 @@ export type Target = { user: string } | { group: string };
 /** Wall-clock time in ms with sub-ms precision, comparable across processes on one machine. */
 export function wallNow(): number {
   return performance.timeOrigin + performance.now();
+}
+
+/**
+ * The body of a benchmark message: a text starting with the scheduled send time (servers accept
+ * no extra body fields, so the timestamp travels in the text itself).
+ */
+export function textBody(t: number, pad: string): { type: "text"; text: string } {
+  return { type: "text", text: `${t.toFixed(3)}|${pad}` };
+}
+
+/** The scheduled send time carried by a received `msg` frame (0 when absent). */
+export function sentAt(frame: Record<string, unknown>): number {
+  const text = (frame.body as { text?: unknown } | undefined)?.text;
+  return typeof text === "string" ? parseFloat(text) || 0 : 0;
 }
 
 /** Where clients report what they receive. */
@@ -134,7 +148,7 @@ export class WsClient implements LoadClient {
   send(to: Target, cmid: string, t: number, text: string): void {
     const id = this.#nextId++;
     this.#pending.set(id, { t, cmid });
-    this.#ws.send(packr.pack({ op: "send", id, to, cmid, body: { type: "text", text, t } }));
+    this.#ws.send(packr.pack({ op: "send", id, to, cmid, body: textBody(t, text) }));
   }
 
   request(frame: Record<string, unknown>, timeoutMs = 10_000): Promise<Record<string, unknown>> {
@@ -170,8 +184,7 @@ export class WsClient implements LoadClient {
       if (op === "msg") {
         const seq = f.seq as number | undefined;
         if (seq !== undefined && seq > this.#maxSeq) this.#maxSeq = seq;
-        const t = (f.body as { t?: number } | undefined)?.t ?? 0;
-        this.events.msg(this, t, f);
+        this.events.msg(this, sentAt(f), f);
       } else if ((op === "ok" || op === "error") && typeof f.re === "number") {
         const p = this.#pending.get(f.re);
         if (!p) continue;
@@ -222,8 +235,7 @@ export class SioClient implements LoadClient {
     let closeResolve!: () => void;
     c.#closedP = new Promise((r) => closeResolve = r);
     s.on("msg", (f: Record<string, unknown>) => {
-      const t = (f.body as { t?: number } | undefined)?.t ?? 0;
-      events.msg(c, t, f);
+      events.msg(c, sentAt(f), f);
     });
     s.on("disconnect", () => {
       events.closed(c, 0);
@@ -240,7 +252,7 @@ export class SioClient implements LoadClient {
     this.#outstanding++;
     this.#s.emit(
       "send",
-      { to, cmid, body: { type: "text", text, t } },
+      { to, cmid, body: textBody(t, text) },
       (ok: Record<string, unknown>) => {
         this.#outstanding--;
         if (ok && ok.error) this.events.error(this, t, String(ok.error), cmid);

@@ -39,18 +39,19 @@ export class ServerProcess {
     args: string[],
     env: Record<string, string>,
   ) {
-    this.#child = new Deno.Command(Deno.execPath(), {
+    const child = new Deno.Command(Deno.execPath(), {
       args,
       env: { PORT: String(port), HOST: "127.0.0.1", ...env },
       stdin: "null",
       stdout: "null",
       stderr: "piped",
     }).spawn();
+    this.#child = child;
     this.exited = this.#child.status;
     (async () => {
       const dec = new TextDecoder();
-      for await (const chunk of this.#child.stderr) {
-        this.#stderr = (this.#stderr + dec.decode(chunk)).slice(-50_000);
+      for await (const chunk of child.stderr) {
+        this.#stderr = (this.#stderr + dec.decode(chunk)).slice(-2_000_000);
         const m = /IM node (n_[a-z0-9]+) listening/.exec(this.#stderr);
         if (m) this.nodeId = m[1];
       }
@@ -106,7 +107,14 @@ export class ServerProcess {
 export function nodeEnv(extra: Record<string, string> = {}): Record<string, string> {
   return {
     PASSWORD_ITERATIONS: "1000",
+    // No rate limits: the generator multiplexes many users' worth of sends per connection/IP.
     RATE_LIMIT_PER_SEC: "1000000",
+    USER_RATE_LIMIT_PER_SEC: "1000000",
+    MESSAGE_RATE_PER_SEC: "1000000",
+    USER_MESSAGE_RATE_PER_SEC: "1000000",
+    MAX_UNAUTH_PER_IP: "1000000",
+    LOGIN_ATTEMPTS_PER_IP_PER_MIN: "1000000",
+    LOGIN_ATTEMPTS_PER_USER_PER_MIN: "1000000",
     ACCESS_TOKEN_TTL_SEC: "86400",
     GROUP_MAX_MEMBERS: "10001",
     MAX_FRAME_BYTES: "1048576",

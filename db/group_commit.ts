@@ -2,17 +2,26 @@
  * Group commit in front of {@link Store.append}: many concurrent appends, few transactions.
  *
  * One fsync costs about as much as a whole batch of rows, so appends are queued and written as
- * one `store.append(batch)` per flush. Batching is natural, never timed: the first request after
- * an idle period is flushed at once (after the current synchronous burst, a microtask later);
- * requests arriving while a flush is in flight wait for it and go together in the next one.
+ * one `store.append(batch)` per flush. Batching is natural: the first request after an idle
+ * period is flushed at once (after the current synchronous burst, a microtask later); requests
+ * arriving while a flush is in flight wait for it and go together in the next one.
  *
  * Guarantees:
- * - One flush in flight at a time; batches hold at most `maxBatch` requests; requests are
- *   written in arrival order (FIFO within and across batches).
+ * - One flush in flight at a time; batches hold at most `maxBatch` requests and `maxRows`
+ *   recipients (a single larger request goes alone); requests are written in arrival order
+ *   (FIFO within and across batches).
  * - Each promise resolves with its own request's result once the batch has committed.
  * - A failed batch rejects every request in it with the store's error, unchanged (so an
  *   UnavailableError stays one); later batches are still attempted.
  * - `close()` flushes everything queued, then rejects further appends with UnavailableError.
+ *
+ * A store whose commit blocks the thread (SQLite: `node:sqlite` is synchronous, and the commit
+ * includes the fsync) gets no natural batching: nothing can arrive while it commits, so every
+ * request would pay its own fsync. For such a store (`blocking`, default: `store.kind ===
+ * "sqlite"`), after a commit that left the queue empty the next flush waits as long as that
+ * commit took (at most `maxLingerMs`), so requests arriving meanwhile join it — the batching an
+ * asynchronous store gets while its commit is in flight. The first request after an idle period
+ * is still flushed at once.
  *
  * @module
  */
@@ -23,6 +32,19 @@ import type { AppendRequest, AppendResult, Store } from "./store.ts";
 export interface GroupCommitOptions {
   /** Most requests per `store.append` call (default 256). */
   maxBatch?: number;
+  /**
+   * Most inbox rows (recipients, summed over the requests) per `store.append` call (default
+   * 4096); a single request with more recipients still goes alone. Bounds how long one commit
+   * holds a blocking store's thread: a batch of 16 sends to 1,000-member groups is 16,000 rows.
+   */
+  maxRows?: number;
+  /**
+   * Whether the store's commit blocks the thread (default: `store.kind === "sqlite"`); see the
+   * module doc.
+   */
+  blocking?: boolean;
+  /** Longest wait for more requests after a blocking commit, ms (default 2). */
+  maxLingerMs?: number;
 }
 
 interface Pending {
@@ -35,17 +57,27 @@ interface Pending {
 export class GroupCommit {
   readonly #store: Pick<Store, "append">;
   readonly #maxBatch: number;
+  readonly #maxRows: number;
   #queue: Pending[] = [];
   #flushing: Promise<void> | null = null;
   #closed = false;
+  readonly #blocking: boolean;
+  readonly #maxLingerMs: number;
 
-  constructor(store: Pick<Store, "append">, options: GroupCommitOptions = {}) {
+  constructor(store: Pick<Store, "append"> & { kind?: string }, options: GroupCommitOptions = {}) {
     const maxBatch = options.maxBatch ?? 256;
     if (!Number.isInteger(maxBatch) || maxBatch < 1) {
       throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
     }
+    const maxRows = options.maxRows ?? 4096;
+    if (!Number.isInteger(maxRows) || maxRows < 1) {
+      throw new RangeError(`maxRows must be a positive integer, got ${maxRows}`);
+    }
     this.#store = store;
     this.#maxBatch = maxBatch;
+    this.#maxRows = maxRows;
+    this.#blocking = options.blocking ?? store.kind === "sqlite";
+    this.#maxLingerMs = options.maxLingerMs ?? 2;
   }
 
   /** Requests queued and not yet handed to the store. */
@@ -74,11 +106,30 @@ export class GroupCommit {
     // Let the synchronous burst that started this drain finish queueing: it joins the batch.
     await Promise.resolve();
     while (this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, this.#maxBatch);
+      const batch = this.#queue.splice(0, this.#batchLength());
+      const started = performance.now();
       await this.#flush(batch);
+      if (this.#blocking && this.#queue.length === 0 && !this.#closed) {
+        // The commit held the thread: let the requests that are waiting to be read come in.
+        const linger = Math.min(performance.now() - started, this.#maxLingerMs);
+        await new Promise((r) => setTimeout(r, linger));
+      }
     }
     // Same synchronous step as the final empty-queue check: a later append starts a new drain.
     this.#flushing = null;
+  }
+
+  /** How many queued requests the next batch takes (FIFO, within maxBatch and maxRows). */
+  #batchLength(): number {
+    const q = this.#queue;
+    let rows = q[0].request.recipients.length;
+    let n = 1;
+    while (n < q.length && n < this.#maxBatch) {
+      rows += q[n].request.recipients.length;
+      if (rows > this.#maxRows) break;
+      n++;
+    }
+    return n;
   }
 
   async #flush(batch: Pending[]): Promise<void> {

@@ -225,3 +225,73 @@ Deno.test("many concurrent appends through group commit on SQLite stay gapless i
     await store.close();
   }
 });
+
+Deno.test("batches also hold at most maxRows recipients, and a larger request goes alone", async () => {
+  const store = new ControlledStore();
+  const commits = new GroupCommit(store, { maxRows: 5 });
+  const withRecipients = (n: number, count: number) => ({
+    ...request(n),
+    recipients: Array.from({ length: count }, (_, i) => `u_${i}`),
+  });
+  const pending = [
+    commits.append(withRecipients(1, 2)),
+    commits.append(withRecipients(2, 3)),
+    commits.append(withRecipients(3, 9)),
+    commits.append(withRecipients(4, 1)),
+  ];
+  for (let i = 0; i < 3; i++) {
+    await settle();
+    store.commitNext();
+  }
+  await Promise.all(pending);
+  assert.deepEqual(store.batches.map((b) => b.map((r) => r.ts)), [[1, 2], [3], [4]]);
+  assert.throws(() => new GroupCommit(store, { maxRows: 0 }), RangeError);
+  await commits.close();
+});
+
+Deno.test("after a blocking commit, requests arriving within the linger join one batch", async () => {
+  // A store that commits synchronously (like node:sqlite) for 20 ms, holding the thread.
+  const batches: number[] = [];
+  const blocking: Pick<Store, "append"> & { kind: string } = {
+    kind: "sqlite",
+    append(batch) {
+      batches.push(batch.length);
+      const end = performance.now() + 20;
+      while (performance.now() < end) { /* the commit holds the thread */ }
+      return Promise.resolve(batch.map((r) => ({
+        status: "stored" as const,
+        message: { ...r, cseq: r.ts },
+        seqs: {},
+      })));
+    },
+  };
+  const commits = new GroupCommit(blocking, { maxLingerMs: 100 });
+  const first = commits.append(request(1));
+  // Requests that arrive from the event loop (other sockets) while the first commit runs: each
+  // in its own task, so without the linger each would start a commit of its own.
+  const later = await Promise.all(
+    [2, 3, 4].map((n) =>
+      new Promise<Promise<AppendResult>>((resolve) =>
+        setTimeout(() => resolve(commits.append(request(n))), n)
+      )
+    ),
+  );
+  await Promise.all([first, ...later]);
+  assert.deepEqual(batches, [1, 3]);
+  await commits.close();
+});
+
+Deno.test("a store that does not block gets no linger: the next request is flushed at once", async () => {
+  const store = new ControlledStore();
+  const commits = new GroupCommit(store, { maxLingerMs: 1000 });
+  const first = commits.append(request(1));
+  await settle();
+  store.commitNext();
+  await first;
+  const second = commits.append(request(2));
+  await settle();
+  assert.equal(store.batches.length, 2);
+  store.commitNext();
+  await second;
+  await commits.close();
+});

@@ -12,6 +12,7 @@ import {
   type Deployment,
   type LoadResult,
   log,
+  prime,
   runLoad,
   type Sizes,
 } from "../harness.ts";
@@ -39,6 +40,7 @@ export async function directScenario(
     to: { user: users[key % 2 === 0 ? key + 1 : key - 1].userId },
   }));
   const phase = { durationMs: sizes.durationMs, warmupMs: sizes.warmupMs, drainMs: sizes.drainMs };
+  await prime(dep, pool, senders);
   const saturation = await runLoad(dep, pool, { mode: "closed", window: 4, senders, ...phase });
   log(
     `${dep.label} direct: max ${saturation.okPerSec.toFixed(0)} sends/s, ${
@@ -46,7 +48,7 @@ export async function directScenario(
     } deliveries/s`,
   );
   const levels = [];
-  for (const fraction of [0.25, 0.5, 0.75]) {
+  for (const fraction of sizes.quick ? [0.5] : [0.25, 0.5, 0.75]) {
     const result = await runLoad(dep, pool, {
       mode: "open",
       rate: saturation.okPerSec * fraction,

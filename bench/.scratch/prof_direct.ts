@@ -1,0 +1,15 @@
+import { generators, type Deployment, type Sizes } from "../harness.ts";
+import { nodeEnv, Services, startOurNode } from "../systems.ts";
+import { directScenario } from "../scenarios/direct.ts";
+const sizes = { quick: true, durationMs: 4000, warmupMs: 500, drainMs: 1000, directPairs: 20 } as Sizes;
+const pool = generators(2);
+const services = new Services();
+await services.start();
+const dir = await Deno.makeTempDir();
+const profDir = Deno.args[0] ?? "/tmp/prof";
+const extra = Deno.args[1] ? { DATABASE_URL: (await services.database()).url } : {};
+const s = await startOurNode(nodeEnv({ DATA_DIR: dir, ...extra }), profDir);
+const dep: Deployment = { label: "ours", kind: "im", servers: [s], extra: [] };
+const r = await directScenario(dep, pool, sizes, "p" + Date.now() % 10000);
+console.log(JSON.stringify({ sat: r.saturation.okPerSec, cpu: r.saturation.cpu, lvl: r.levels.map(l => [l.result.okPerSec, l.result.okLatency.p99]) }));
+await s.stop(); await pool.stop(); await services.stop();

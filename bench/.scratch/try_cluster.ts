@@ -1,0 +1,13 @@
+import { accounts, connectClients, generators, request, type Deployment } from "../harness.ts";
+import { BENCH_JWT_SECRET, nodeEnv, Services, startOurNode } from "../systems.ts";
+const services = new Services(); await services.start();
+const db = await services.database();
+const env = nodeEnv({ DATABASE_URL: db.url, REDIS_URL: services.redis.url, NATS_URL: services.nats.url, JWT_SECRET: BENCH_JWT_SECRET, REDIS_PREFIX: "x1", NATS_PREFIX: "x1" });
+const servers = await Promise.all([0,1,2].map(() => startOurNode({ ...env, DATA_DIR: Deno.makeTempDirSync() })));
+const pool = generators(1);
+const dep: Deployment = { label: "c", kind: "im", servers, extra: [] };
+const users = await accounts(dep, pool, 2, "zz");
+await connectClients(dep, pool, [{ key: 0, account: users[0], server: 0 }, { key: 1, account: users[1], server: 1 }]);
+console.log(await request(pool, 0, { op: "send", to: { user: users[1].userId }, cmid: "a1", body: { type: "text", text: "1.5|hi" } }));
+console.log(servers.map(s => s.log.slice(-1500)).join("\n---\n"));
+for (const s of servers) await s.stop(); await pool.stop(); await services.stop();

@@ -1,0 +1,16 @@
+import { generators, type Deployment, type Sizes } from "../harness.ts";
+import { startBare, startOurNode, startSio, nodeEnv, Services } from "../systems.ts";
+import { directScenario } from "../scenarios/direct.ts";
+const sizes = { quick: true, durationMs: 2000, warmupMs: 500, drainMs: 1000, directPairs: 20 } as Sizes;
+const pool = generators(2);
+const which = Deno.args[0] ?? "bare";
+const services = new Services();
+await services.start();
+const dir = await Deno.makeTempDir();
+const s = which === "bare" ? await startBare() : which === "sio" ? await startSio(services.redis.url, "sio1") : await startOurNode(nodeEnv({ DATA_DIR: dir }));
+const dep: Deployment = { label: which, kind: which as "im", servers: [s], extra: [] };
+const t0 = Date.now();
+const r = await directScenario(dep, pool, sizes, "t" + Date.now() % 10000);
+console.log(JSON.stringify({ sat: { ok: r.saturation.okPerSec, d: r.saturation.deliveriesPerSec, cpu: r.saturation.cpu, err: r.saturation.errors }, l: r.levels.map(l => [l.fraction, l.result.okPerSec, l.result.deliveriesPerSec, l.result.okLatency, l.result.deliveryLatency, l.result.errors]) }, null, 1));
+console.log("took", Date.now() - t0);
+await s.stop(); await pool.stop(); await services.stop();

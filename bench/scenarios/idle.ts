@@ -1,0 +1,65 @@
+/**
+ * Scenario 3 — idle authenticated connections: server memory per connection. RSS of the server
+ * processes is read after they settled with no client, then after `n` clients connected and
+ * authenticated (spread round-robin over the servers) and settled again.
+ *
+ * @module
+ */
+import {
+  type Account,
+  closeClients,
+  connectClients,
+  type Deployment,
+  log,
+  serverRss,
+  sleep,
+} from "../harness.ts";
+import type { GeneratorPool } from "../generator_pool.ts";
+
+/** What scenario 3 measured for one system. */
+export interface IdleResult {
+  label: string;
+  nodes: number;
+  connections: number;
+  rssBefore: number;
+  rssAfter: number;
+  /** (rssAfter - rssBefore) / connections, bytes. */
+  perConnection: number;
+  connectSec: number;
+}
+
+/** Connects `users.length` idle clients to `dep` and measures the servers' memory growth. */
+export async function idleScenario(
+  dep: Deployment,
+  pool: GeneratorPool,
+  users: Account[],
+  settleMs: number,
+): Promise<IdleResult> {
+  await sleep(settleMs);
+  const rssBefore = serverRss(dep);
+  const t0 = performance.now();
+  await connectClients(
+    dep,
+    pool,
+    users.map((account, key) => ({ key, account, server: key % dep.servers.length })),
+    64,
+  );
+  const connectSec = (performance.now() - t0) / 1000;
+  await sleep(settleMs);
+  const rssAfter = serverRss(dep);
+  const perConnection = (rssAfter - rssBefore) / users.length;
+  log(
+    `${dep.label} idle: ${users.length} connections on ${dep.servers.length} node(s): ` +
+      `${(perConnection / 1024).toFixed(1)} KiB each (connected in ${connectSec.toFixed(1)} s)`,
+  );
+  await closeClients(pool);
+  return {
+    label: dep.label,
+    nodes: dep.servers.length,
+    connections: users.length,
+    rssBefore,
+    rssAfter,
+    perConnection,
+    connectSec,
+  };
+}
