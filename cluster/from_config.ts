@@ -30,12 +30,14 @@ export interface MemoryCluster {
 }
 
 /** Creates a fresh in-process cluster. */
-export function createMemoryCluster(): MemoryCluster {
+export function createMemoryCluster(
+  timing: { heartbeatMs?: number; ttlMs?: number } = {},
+): MemoryCluster {
   const registry = new MemoryRegistry();
   return {
     network: new MemoryNetwork(),
     placement: new MemoryPlacement(),
-    membershipFor: () => new MemoryMembership({ registry }),
+    membershipFor: () => new MemoryMembership({ registry, ...timing }),
   };
 }
 
@@ -47,7 +49,9 @@ export async function clusterAdapters(
   memory?: MemoryCluster,
 ): Promise<ClusterAdapters> {
   if (config.mode === "embedded") {
-    const m = memory ?? createMemoryCluster();
+    // A lone embedded node cannot lose its membership to anyone: a stalled event loop (a long
+    // synchronous store write) must not make it fence itself off for good.
+    const m = memory ?? createMemoryCluster({ ttlMs: 365 * 86_400_000 });
     const membership = m.membershipFor(nodeId);
     const transport = new MemoryTransport({ nodeId, network: m.network });
     return {

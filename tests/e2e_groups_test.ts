@@ -58,13 +58,14 @@ async function closeAll(clients: TestClient[]): Promise<void> {
 }
 
 let cmidSeq = 0;
-function text(c: TestClient, group: string, t: string): Promise<F> {
+function text(c: TestClient, group: string, t: string, timeoutMs = 15_000): Promise<F> {
+  // Generous: the whole suite runs in parallel on 2 cores; this bounds a hang, it times nothing.
   return c.request({
     op: "send",
     to: { group },
     cmid: `t${++cmidSeq}`,
     body: { type: "text", text: t },
-  });
+  }, timeoutMs);
 }
 
 for (const proto of ["im.v1.msgpack", "im.v1.json"] as const) {
