@@ -353,9 +353,9 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
     membership.onSelfLost(() => {
       logger.error("lost cluster membership: stopping actors (self-fencing)");
       host.dropAll("membership lost");
-      if (!leaving && rejoinTimer === undefined) {
-        rejoinTimer = setTimeout(rejoin, config.heartbeatMs);
-      }
+      // At once: the actors are dropped already, and every moment without a membership is a
+      // moment of `unavailable` answers (a stalled single node would otherwise serve nothing).
+      if (!leaving && rejoinTimer === undefined) rejoinTimer = setTimeout(rejoin, 0);
     });
     if (config.mode === "cluster") {
       // Other nodes learn of this one at their next view refresh; until then they would not
