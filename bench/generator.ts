@@ -81,6 +81,14 @@ class LoadStats {
   inWindow(t: number): boolean {
     return t >= this.from && t < this.to;
   }
+  /**
+   * Whether an answer or delivery counts: open loop by its scheduled send time (what was
+   * offered in the window, however late it arrives within the drain); closed loop by when it
+   * arrived (throughput in the window, however long the first sends took).
+   */
+  counts(t: number, now: number): boolean {
+    return this.inWindow(this.p.mode === "closed" ? now : t);
+  }
 }
 
 let current: LoadStats | null = null;
@@ -105,7 +113,7 @@ const events: ClientEvents = {
     if (!st) return;
     st.answered++;
     const now = wallNow();
-    if (st.inWindow(t)) {
+    if (st.counts(t, now)) {
       st.okInWindow++;
       st.okHist.recordMs(now - t);
     }
@@ -142,9 +150,10 @@ const events: ClientEvents = {
     const st = current;
     if (!st) return;
     st.recvTotal++;
-    if (st.inWindow(t)) {
+    const now = wallNow();
+    if (st.counts(t, now)) {
       st.recvInWindow++;
-      st.recvHist.recordMs(wallNow() - t);
+      st.recvHist.recordMs(now - t);
     }
   },
   closed(_client, code) {

@@ -8,6 +8,7 @@
  * @module
  */
 import type { Delivery } from "../cluster/transport.ts";
+import { SeqFanout } from "./frame_codec.ts";
 
 /** What the registry needs of a connection. */
 export interface Connection {
@@ -69,16 +70,22 @@ export class ConnectionRegistry {
 
   /**
    * Pushes deliveries to local sockets. A frame with `seqs` gets each recipient's own `seq`
-   * (placed right after `op`, as in PROTOCOL-CORE.md); the shared fields are not copied per
+   * (placed right after `op`, as in PROTOCOL-CORE.md); the shared fields are encoded once per
+   * delivery, not once per recipient ({@link SeqFanout}), and one frame object serves every
    * device of the same user. Returns the number of frames queued.
    */
   deliver(deliveries: Delivery[]): number {
     let n = 0;
     for (const d of deliveries) {
+      let fanout: SeqFanout | null = null;
       for (let i = 0; i < d.users.length; i++) {
         const set = this.#byUser.get(d.users[i]);
         if (!set) continue;
-        const frame = d.seqs ? withSeq(d.frame, d.seqs[i]) : d.frame;
+        let frame = d.frame;
+        if (d.seqs) {
+          fanout ??= new SeqFanout(d.frame);
+          frame = fanout.frameFor(d.seqs[i]);
+        }
         for (const conn of set) {
           conn.push(frame);
           n++;
@@ -87,9 +94,4 @@ export class ConnectionRegistry {
     }
     return n;
   }
-}
-
-function withSeq(frame: Record<string, unknown>, seq: number): Record<string, unknown> {
-  const { op, ...rest } = frame;
-  return { op, seq, ...rest };
 }

@@ -203,7 +203,7 @@ export function encodeFrames(
   subprotocol: Subprotocol,
 ): string | Uint8Array {
   if (subprotocol === "im.v1.json") {
-    return frames.map((f) => JSON.stringify(f)).join("\n");
+    return frames.length === 1 ? jsonOne(frames[0]) : frames.map(jsonOne).join("\n");
   }
   if (frames.length === 1) return packOne(frames[0]);
   return concatBytes(frames.map(packOne));
@@ -211,8 +211,132 @@ export function encodeFrames(
 
 /** Encodes a single frame as one WebSocket message; see {@link encodeFrames}. */
 export function encodeFrame(frame: object, subprotocol: Subprotocol): string | Uint8Array {
-  if (subprotocol === "im.v1.json") return JSON.stringify(frame);
+  if (subprotocol === "im.v1.json") return jsonOne(frame);
   return packOne(frame);
+}
+
+/**
+ * One frame fanned out to many users, each copy differing only in the user's `seq`: the shared
+ * fields are encoded once (per subprotocol) and each copy's encoding is the shared bytes with
+ * its `seq` spliced in. {@link SeqFanout.frameFor} returns an ordinary frame object
+ * `{op, seq, ...rest}` (same fields, same order as a spread would give), which
+ * {@link encodeFrames} then encodes without walking it again; the result is byte-for-byte what
+ * encoding the object itself gives. The frame must not be mutated after `frameFor` (the codec
+ * checks `op` and `seq` and otherwise encodes the object itself).
+ */
+export class SeqFanout {
+  readonly #op: unknown;
+  readonly #rest: Record<string, unknown>;
+  readonly #restCount: number;
+  /** False when a key is an array index (JS would order it before `op`): encode as usual. */
+  readonly #shareable: boolean;
+  #packParts: { head: Uint8Array; tail: Uint8Array } | null = null;
+  #jsonTail: string | null = null;
+
+  constructor(frame: Record<string, unknown>) {
+    const { op, seq: _ignored, ...rest } = frame;
+    this.#op = op;
+    this.#rest = rest;
+    const keys = Object.keys(rest);
+    this.#restCount = keys.filter((k) => rest[k] !== undefined).length;
+    this.#shareable = typeof op === "string" && !keys.some((k) => /^\d+$/.test(k));
+  }
+
+  /** The `op` every copy carries. */
+  get op(): unknown {
+    return this.#op;
+  }
+
+  /** The frame of one recipient: `{op, seq, ...rest}`. */
+  frameFor(seq: number): Record<string, unknown> {
+    const frame = { op: this.#op, seq, ...this.#rest };
+    if (this.#shareable) shared.set(frame, { fanout: this, seq });
+    return frame;
+  }
+
+  /** MessagePack of `{op, seq, ...rest}`. */
+  packed(seq: number): Uint8Array {
+    let parts = this.#packParts;
+    if (!parts) {
+      // The map header of {op, seq, ...rest}, then op, then the key "seq"; the value of seq goes
+      // between head and tail; the tail is the packed rest without its own map header.
+      const n = this.#restCount + 2;
+      const restPacked = packOne(this.#rest);
+      // Same header form as msgpackr gives the whole object (it writes map16 for plain objects).
+      const header = restPacked[0] === 0xdf
+        ? Uint8Array.of(0xdf, n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff)
+        : restPacked[0] === 0xde || n >= 16
+        ? Uint8Array.of(0xde, n >> 8, n & 0xff)
+        : Uint8Array.of(0x80 | n);
+      const opPart = packOne({ op: this.#op });
+      const seqKey = packOne({ seq: 0 });
+      parts = this.#packParts = {
+        head: concatBytes([
+          header,
+          opPart.subarray(mapHeaderLength(opPart)),
+          // The "seq" key alone: packed {seq: 0} is header, key, one-byte 0.
+          seqKey.subarray(mapHeaderLength(seqKey), seqKey.length - 1),
+        ]),
+        tail: restPacked.subarray(mapHeaderLength(restPacked)),
+      };
+    }
+    const { head, tail } = parts;
+    if (!(Number.isInteger(seq) && seq >= 0 && seq <= UINT32_MAX)) {
+      return concatBytes([head, packr.pack(toPackable(seq)), tail]);
+    }
+    // MessagePack's smallest unsigned form, as msgpackr writes it.
+    const len = seq < 0x80 ? 1 : seq < 0x100 ? 2 : seq < 0x10000 ? 3 : 5;
+    const out = new Uint8Array(head.length + len + tail.length);
+    out.set(head, 0);
+    let at = head.length;
+    if (len === 1) out[at] = seq;
+    else if (len === 2) {
+      out[at] = 0xcc;
+      out[at + 1] = seq;
+    } else if (len === 3) {
+      out[at] = 0xcd;
+      out[at + 1] = seq >> 8;
+      out[at + 2] = seq & 0xff;
+    } else {
+      out[at] = 0xce;
+      out[at + 1] = seq >>> 24;
+      out[at + 2] = (seq >> 16) & 0xff;
+      out[at + 3] = (seq >> 8) & 0xff;
+      out[at + 4] = seq & 0xff;
+    }
+    at += len;
+    out.set(tail, at);
+    return out;
+  }
+
+  /** JSON of `{op, seq, ...rest}`. */
+  json(seq: number): string {
+    if (this.#jsonTail === null) {
+      const rest = JSON.stringify(this.#rest);
+      this.#jsonTail = rest === "{}" ? "}" : "," + rest.slice(1);
+    }
+    return `{"op":${JSON.stringify(this.#op)},"seq":${JSON.stringify(seq)}${this.#jsonTail}`;
+  }
+}
+
+/** Frames made by {@link SeqFanout.frameFor}, with what encodes them. */
+const shared = new WeakMap<object, { fanout: SeqFanout; seq: number }>();
+
+/** The shared encoding of `frame`, when it was made by a SeqFanout and is unchanged. */
+function sharedOf(frame: object): { fanout: SeqFanout; seq: number } | undefined {
+  const s = shared.get(frame);
+  const f = frame as { op?: unknown; seq?: unknown };
+  if (s && (f.seq !== s.seq || f.op !== s.fanout.op)) return undefined;
+  return s;
+}
+
+/** Length of the map header at the start of packed bytes (fixmap, map16 or map32). */
+function mapHeaderLength(bytes: Uint8Array): number {
+  const b = bytes[0];
+  if (b >= 0x80 && b <= 0x8f) return 1;
+  if (b === 0xde) return 3;
+  if (b === 0xdf) return 5;
+  throw new TypeError("Packed frame does not start with a map");
 }
 
 /**
@@ -250,7 +374,14 @@ export function createFrameCodec(subprotocol: Subprotocol, limits: DecodeLimits 
 // ---------------------------------------------------------------------------------------------
 // encoding helpers
 
+function jsonOne(frame: object): string {
+  const s = sharedOf(frame);
+  return s ? s.fanout.json(s.seq) : JSON.stringify(frame);
+}
+
 function packOne(frame: object): Uint8Array {
+  const s = sharedOf(frame);
+  if (s) return s.fanout.packed(s.seq);
   const packed = packr.pack(toPackable(frame));
   // msgpackr hands out views into a pooled buffer (not overwritten later); return a plain
   // Uint8Array view so callers see the standard type.

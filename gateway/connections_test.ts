@@ -1,0 +1,42 @@
+import assert from "node:assert/strict";
+import { type Connection, ConnectionRegistry } from "./connections.ts";
+import { encodeFrames } from "./frame_codec.ts";
+
+function conn(id: string, userId: string): Connection & { frames: Record<string, unknown>[] } {
+  const frames: Record<string, unknown>[] = [];
+  return { id, userId, frames, push: (f) => frames.push(f), close: () => {} };
+}
+
+Deno.test("a delivery gives each user its own seq right after op, on every device", () => {
+  const reg = new ConnectionRegistry();
+  const a1 = conn("c1", "u_a");
+  const a2 = conn("c2", "u_a");
+  const b = conn("c3", "u_b");
+  for (const c of [a1, a2, b]) reg.add(c);
+  const frame = { op: "msg", mid: "m_1", conv: "g:g_1", ts: 1_795_000_000_000 };
+  const n = reg.deliver([{ frame, users: ["u_a", "u_b", "u_gone"], seqs: [4, 9, 1] }]);
+  assert.equal(n, 3);
+  assert.deepEqual(a1.frames, [{
+    op: "msg",
+    seq: 4,
+    mid: "m_1",
+    conv: "g:g_1",
+    ts: 1_795_000_000_000,
+  }]);
+  assert.deepEqual(Object.keys(b.frames[0]), ["op", "seq", "mid", "conv", "ts"]);
+  assert.equal(b.frames[0].seq, 9);
+  assert.equal(a1.frames[0], a2.frames[0], "one frame object per user, shared by its devices");
+  assert.deepEqual(
+    encodeFrames([b.frames[0]], "im.v1.msgpack"),
+    encodeFrames([{ ...b.frames[0] }], "im.v1.msgpack"),
+  );
+});
+
+Deno.test("a delivery without seqs pushes the frame unchanged", () => {
+  const reg = new ConnectionRegistry();
+  const a = conn("c1", "u_a");
+  reg.add(a);
+  const frame = { op: "typing", from: "u_b" };
+  reg.deliver([{ frame, users: ["u_a"] }]);
+  assert.equal(a.frames[0], frame);
+});
