@@ -31,7 +31,11 @@ const frameArb = fc.dictionary(
   { maxKeys: 20 },
 ).map((rest) => ({ op: "msg", ...rest }));
 
-const seqArb = fc.oneof(fc.integer({ min: 0, max: 200 }), fc.integer({ min: 0, max: 0xffffffff }), fc.maxSafeInteger());
+const seqArb = fc.oneof(
+  fc.integer({ min: 0, max: 200 }),
+  fc.integer({ min: 0, max: 0xffffffff }),
+  fc.maxSafeInteger(),
+);
 
 Deno.test("a fan-out frame encodes byte for byte like the same frame built by hand", () => {
   fc.assert(
