@@ -228,9 +228,11 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
       });
       host.hooks.after(kind, "stored", () => node.messagesStored.inc());
     }
-    // After each commit, every recipient's user actor decides on an offline push.
-    const offlinePush = offlinePushHook((to, type, body) =>
-      router.tell(to, type, body, { sender: "push" })
+    // After each commit, every recipient's user actor decides on an offline push (recipients
+    // with a connection on this node are online: they are skipped without asking).
+    const offlinePush = offlinePushHook(
+      (to, type, body) => router.tell(to, type, body, { sender: "push" }),
+      (user) => !registry.forUser(user)[Symbol.iterator]().next().done,
     );
     for (const kind of ["direct", "group"]) host.hooks.after(kind, "delivered", offlinePush);
     for (const [name, read] of Object.entries(notifierGauges)) {

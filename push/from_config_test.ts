@@ -98,3 +98,24 @@ Deno.test("the delivered hook asks every recipient but the sender, and never for
   });
   assert.deepEqual(told, []);
 });
+
+Deno.test("recipients connected to this node are skipped without a message", async () => {
+  const told: string[] = [];
+  const hook = offlinePushHook((to) => told.push(to), (user) => user === "u_b");
+  const message: StoredMessage = {
+    mid: "m_1",
+    conv: "g:g_1",
+    cseq: 1,
+    from: "u_a",
+    to: { group: "g_1" },
+    ts: 1,
+    body: { type: "image" },
+    cmid: "c1",
+  };
+  await hook({
+    actorId: "group/g_1",
+    event: "delivered",
+    payload: { message, users: ["u_a", "u_b", "u_c"] },
+  });
+  assert.deepEqual(told, ["user/u_c"]);
+});

@@ -11,7 +11,7 @@
  *   while connections are known, and on activation (an actor that moved away with a stopping
  *   node catches up when it is next activated, e.g. by a presence query) — and are forgotten
  *   after `deadNodeGraceMs` (a node back before that, after a membership flap, counts again).
- *   Connections are in the snapshot, written before the connect is answered.
+ *   Connections are in the snapshot, written shortly after they change (coalesced).
  * - Only **friends and group co-members** see a user's presence: a subscription names the ids
  *   and, for non-friends, a group both belong to; the group actor confirms the membership and
  *   the watched user's actor confirms the friendship and that it does not block the watcher.
@@ -52,11 +52,13 @@ export const PRESENCE_LIMITS: Record<"perRequest" | "subs" | "watchers", number>
 
 /** Presence timing, ms (not `const` so that tests can shorten it). */
 export const PRESENCE_TIMING: Record<
-  "tickMs" | "deadNodeGraceMs" | "leaseMs" | "renewMs",
+  "tickMs" | "saveDelayMs" | "deadNodeGraceMs" | "leaseMs" | "renewMs",
   number
 > = {
   /** How often an online user's actor drops connections of dead nodes and renews its leases. */
   tickMs: 15_000,
+  /** Delay of the coalesced snapshot after connections change. */
+  saveDelayMs: 2_000,
   /**
    * How long connections of a node that is not live are kept (not counted) before they are
    * forgotten; a node back within it (a membership flap) counts again.
@@ -171,27 +173,42 @@ function startTimer(ctx: Ctx): void {
   ctx.setTimer("presence", PRESENCE_TIMING.tickMs, "presence.tick", undefined, true);
 }
 
+const saveScheduled = new WeakSet<object>();
+
+/**
+ * Snapshots the connections soon, once for all changes until then: connects and disconnects
+ * come in storms (a node restart reconnects everyone), and a write per connection on the auth
+ * path would serialise them all behind the store. A crash before the save forgets at most the
+ * connections of the last `saveDelayMs` (shown offline until that device reconnects).
+ */
+function scheduleSave(ctx: Ctx): void {
+  const p = presenceOf(ctx.state);
+  if (saveScheduled.has(p)) return;
+  saveScheduled.add(p);
+  ctx.setTimer("presence.save", PRESENCE_TIMING.saveDelayMs, "presence.save");
+}
+
 /**
  * Registers a connection (`body.conn`, `<nodeId>/<connId>`) of this user; called by `connect`.
- * Announces the user online when it was not, and snapshots before the connect is answered.
+ * Announces the user online when it was not; the snapshot follows shortly (`scheduleSave`).
  */
-export async function presenceConnected(ctx: Ctx, body: { conn?: unknown }): Promise<void> {
+export function presenceConnected(ctx: Ctx, body: { conn?: unknown }): void {
   if (typeof body?.conn !== "string" || body.conn.length > 200) return;
   const p = presenceOf(ctx.state);
   const first = Object.keys(p.conns).length === 0;
   p.conns[body.conn] = ctx.services.now();
   settle(ctx);
   if (first) startTimer(ctx);
-  await ctx.snapshot();
+  scheduleSave(ctx);
 }
 
 /** Re-evaluates a restored user's connections (nodes may have gone) and restarts its timer. */
-export async function presenceActivated(ctx: Ctx): Promise<void> {
+export function presenceActivated(ctx: Ctx): void {
   const p = presenceOf(ctx.state);
   if (Object.keys(p.conns).length === 0 && !p.online) return;
   const changed = settle(ctx);
   if (Object.keys(p.conns).length > 0) startTimer(ctx);
-  if (changed) await ctx.snapshot();
+  if (changed) scheduleSave(ctx);
 }
 
 /**
@@ -237,19 +254,26 @@ async function* groupMembers(ctx: Ctx, group: string): AsyncGenerator<string> {
 /** Handlers `user.ts` adds to the user actor. */
 export const presenceHandlers = {
   /** A session closed (told by the gateway that held it). */
-  async "presence.disconnect"(ctx: Ctx, body: { conn: string }) {
+  "presence.disconnect"(ctx: Ctx, body: { conn: string }) {
     const p = presenceOf(ctx.state);
     if (typeof body?.conn !== "string" || !has(p.conns, body.conn)) return {};
     delete p.conns[body.conn];
     settle(ctx);
+    scheduleSave(ctx);
+    return {};
+  },
+
+  /** The delayed snapshot of `scheduleSave`. */
+  async "presence.save"(ctx: Ctx) {
+    saveScheduled.delete(presenceOf(ctx.state));
     await ctx.snapshot();
     return {};
   },
 
   /** Timer while connections are known: follow node liveness, renew this user's watches. */
-  async "presence.tick"(ctx: Ctx) {
+  "presence.tick"(ctx: Ctx) {
     const p = presenceOf(ctx.state);
-    if (settle(ctx)) await ctx.snapshot();
+    if (settle(ctx)) scheduleSave(ctx);
     if (!p.online) return {};
     const now = ctx.services.now();
     if (now - p.subsRenewedAt >= PRESENCE_TIMING.renewMs && Object.keys(p.subs).length) {

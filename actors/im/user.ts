@@ -43,7 +43,7 @@ export const userBehavior = defineBehavior<UserState, ImServices>({
   decode: (raw) => ({ ...(raw as Record<string, unknown> ?? {}), devices: {}, dirty: [] }),
   async onActivate(ctx) {
     for (const c of await ctx.services.store.loadAcks(ctx.key)) ctx.state.devices[c.device] = c.seq;
-    await presenceActivated(ctx);
+    presenceActivated(ctx);
   },
   async onPassivate(ctx) {
     await flush(ctx.services, ctx.id, ctx.epoch, ctx.key, ctx.state);
@@ -57,7 +57,7 @@ export const userBehavior = defineBehavior<UserState, ImServices>({
     async connect(ctx, body: { device: string; conn?: string }) {
       if (typeof body?.device !== "string") throw new BadRequestError("Missing device");
       if (!(body.device in ctx.state.devices)) ctx.state.devices[body.device] = 0;
-      await presenceConnected(ctx, body);
+      presenceConnected(ctx, body);
       return { seq: await ctx.services.store.latestSeq(ctx.key) };
     },
     /** A device holds every inbox message up to `seq`. */
