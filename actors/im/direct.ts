@@ -14,7 +14,7 @@ import { checkSendRequest, historyPage } from "./messaging.ts";
 import { directAccess } from "./conv_access.ts";
 import { messageActionHandlers, sendChecked } from "./message_actions.ts";
 import { receiptHandlers } from "./receipts.ts";
-import { checkDirect, directSocialHandlers, type Gate } from "./direct_gate.ts";
+import { type CachedGate, checkDirect, directSocialHandlers } from "./direct_gate.ts";
 import type { ImServices } from "./services.ts";
 
 /** State of a direct conversation actor. */
@@ -24,7 +24,7 @@ export interface DirectState {
   /** Whether both users exist (checked on activation). */
   valid: boolean;
   /** Each participant's gate towards the other (blocks, friendship), cached; never snapshotted. */
-  gates?: Record<string, Gate>;
+  gates?: Record<string, CachedGate>;
 }
 
 /** The behaviour of direct conversations. */

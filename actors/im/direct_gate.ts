@@ -3,15 +3,15 @@
  * `direct` conversation actor before anything is stored or pushed.
  *
  * The direct actor caches, per participant, that participant's {@link Gate} towards the other
- * one (does it block them, are they its friend, its stranger policy). The cache is filled on
- * first use by asking the participant's user actor, and kept current by the user actors: every
- * change that restricts a pair (a block, an unfriend) is pushed here with `social.update`
- * *before* the user's request is answered, and updates carry the user's social revision so a
- * late one never overwrites a newer one.
+ * one (does it block them, are they its friend, its stranger policy) for at most
+ * `GATE_TIMING.ttlMs`. The cache is filled by asking the participant's user actor, and kept
+ * current by the user actors, which push every change *before* answering the request that made
+ * it: pair changes (a block, a friendship) to the pair's actor, a stranger-policy change to every
+ * direct actor that read the user's gate within the TTL (the user actor remembers them). Updates
+ * carry the user's social revision, so a late one never overwrites a newer one. The TTL bounds
+ * what a lost update could leave stale (e.g. the user's actor moved to another node meanwhile).
  *
- * Hot path: between friends nothing is asked (two cached lookups). When the recipient does not
- * count the sender as a friend, the recipient's actor is asked on every send, because its
- * stranger policy is global to the user and is not pushed to every conversation it has.
+ * Hot path: within the TTL nothing is asked (two cached lookups per send).
  *
  * No user actor ever waits, inside its own turn, for a direct actor, so the ask made here (inside
  * the direct actor's turn) cannot deadlock.
@@ -36,13 +36,22 @@ export interface Gate {
   rev: number;
 }
 
+/** How long a cached gate is used without asking again (not `const` so that tests can shorten it). */
+export const GATE_TIMING = { ttlMs: 30_000 };
+
+/** A cached gate and when it was read. */
+export interface CachedGate extends Gate {
+  /** When it was read or pushed, ms (this node's clock). */
+  at: number;
+}
+
 /** What the gate needs of a direct actor's state. */
 export interface GatedDirectState {
   a: string;
   b: string;
   valid: boolean;
   /** Cached gates by participant (filled lazily, never snapshotted). */
-  gates?: Record<string, Gate>;
+  gates?: Record<string, CachedGate>;
 }
 
 type DirectCtx = ActorContext<GatedDirectState, ImServices>;
@@ -57,16 +66,34 @@ export function gateOf(s: SocialState, other: string): Gate {
   };
 }
 
-function store(ctx: DirectCtx, user: string, gate: Gate): Gate {
+function store(ctx: DirectCtx, user: string, gate: Gate): CachedGate {
   const gates = ctx.state.gates ??= {};
   const known = gates[user];
-  if (!known || known.rev <= gate.rev) gates[user] = gate;
+  const at = ctx.services.now();
+  if (!known || known.rev <= gate.rev) {
+    gates[user] = {
+      blocks: gate.blocks === true,
+      friend: gate.friend === true,
+      strangers: gate.strangers === "friends" ? "friends" : "anyone",
+      rev: gate.rev,
+      at,
+    };
+  } else {
+    known.at = at; // an older answer still proves the newer cached one is current
+  }
   return gates[user];
 }
 
-async function fetchGate(ctx: DirectCtx, user: string, other: string): Promise<Gate> {
-  const gate = await ctx.ask<Gate>(userActor(user), "social.gate", { other });
-  return store(ctx, user, gate);
+/** The cached gate of `user` when still fresh, otherwise read from its actor. */
+async function gate(ctx: DirectCtx, user: string, other: string): Promise<CachedGate> {
+  const cached = ctx.state.gates?.[user];
+  if (cached && ctx.services.now() - cached.at < GATE_TIMING.ttlMs) return cached;
+  return await fetchGate(ctx, user, other);
+}
+
+async function fetchGate(ctx: DirectCtx, user: string, other: string): Promise<CachedGate> {
+  const answer = await ctx.ask<Gate>(userActor(user), "social.gate", { other });
+  return store(ctx, user, answer);
 }
 
 /**
@@ -78,16 +105,10 @@ export async function checkDirect(ctx: DirectCtx, from: string): Promise<void> {
   const { a, b } = ctx.state;
   if (a === b) return; // notes to self
   const to = from === a ? b : a;
-  const gFrom = ctx.state.gates?.[from] ?? await fetchGate(ctx, from, to);
-  let gTo = ctx.state.gates?.[to];
-  const fresh = !gTo;
-  if (!gTo) gTo = await fetchGate(ctx, to, from);
+  const gTo = await gate(ctx, to, from);
+  const gFrom = await gate(ctx, from, to);
   if (gTo.blocks) throw new ImError("blocked", "This user does not accept messages from you");
   if (gFrom.blocks) throw new ImError("blocked", "You blocked this user; unblock them first");
-  if (gTo.friend) return;
-  // Not a friend of the recipient: its stranger policy decides, read fresh.
-  if (!fresh) gTo = await fetchGate(ctx, to, from);
-  if (gTo.blocks) throw new ImError("blocked", "This user does not accept messages from you");
   if (!gTo.friend && gTo.strangers === "friends") {
     throw new ImError("not_friend", "This user accepts direct messages from friends only");
   }

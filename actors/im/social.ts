@@ -30,7 +30,7 @@ import type { MessageMeta } from "../behavior.ts";
 import { BadRequestError, ImError, NotFoundError } from "../errors.ts";
 import type { FollowCursor, Profile, ProfilePatch, SearchCursor } from "../../db/store.ts";
 import { directActor, userActor } from "./conversation_ids.ts";
-import { gateOf } from "./direct_gate.ts";
+import { GATE_TIMING, gateOf } from "./direct_gate.ts";
 import { presenceForget } from "./presence.ts";
 import {
   type FriendRequest,
@@ -73,8 +73,38 @@ function pushToSelf(ctx: Ctx, frame: Record<string, unknown>): void {
   ctx.services.deliver({ frame, users: [ctx.key] });
 }
 
+/**
+ * Direct actors that cached this user's gate recently (by the other participant, with when),
+ * oldest first; transient. A stranger-policy change is pushed to those within the cache TTL.
+ */
+const gateReaders = new WeakMap<SocialState, Map<string, number>>();
+/** Readers remembered per user at most (the oldest is forgotten; its cache expires by TTL). */
+const MAX_GATE_READERS = 10_000;
+
+function noteReader(ctx: Ctx, other: string): void {
+  const s = socialOf(ctx.state);
+  let readers = gateReaders.get(s);
+  if (!readers) gateReaders.set(s, readers = new Map());
+  readers.delete(other);
+  readers.set(other, ctx.services.now());
+  if (readers.size > MAX_GATE_READERS) readers.delete(readers.keys().next().value!);
+}
+
+/** The others of direct actors whose cache of this user's gate may still be fresh. */
+function recentReaders(ctx: Ctx): string[] {
+  const readers = gateReaders.get(socialOf(ctx.state));
+  if (!readers) return [];
+  const since = ctx.services.now() - GATE_TIMING.ttlMs;
+  for (const [other, at] of readers) {
+    if (at >= since) break; // oldest first: the rest are recent
+    readers.delete(other);
+  }
+  return [...readers.keys()];
+}
+
 /** Sends this user's current gate towards `other` to their direct actor; resolves when applied. */
 function syncDirect(ctx: Ctx, other: string): Promise<unknown> {
+  noteReader(ctx, other);
   return ctx.ask(directActor(ctx.key, other), "social.update", {
     user: ctx.key,
     gate: gateOf(socialOf(ctx.state), other),
@@ -83,6 +113,7 @@ function syncDirect(ctx: Ctx, other: string): Promise<unknown> {
 
 /** The same, fire-and-forget: for changes that only relax (a stale cache re-reads anyway). */
 function tellDirect(ctx: Ctx, other: string): void {
+  noteReader(ctx, other);
   ctx.tell(directActor(ctx.key, other), "social.update", {
     user: ctx.key,
     gate: gateOf(socialOf(ctx.state), other),
@@ -410,9 +441,10 @@ export const socialHandlers = {
     return {};
   },
 
-  /** This user's gate towards `other` (asked by their direct conversation actor). */
-  "social.gate"(ctx: Ctx, body: { other: string }) {
+  /** This user's gate towards `other` (asked by their direct conversation actor, remembered). */
+  "social.gate"(ctx: Ctx, body: { other: string }, meta: MessageMeta) {
     if (typeof body?.other !== "string") throw new BadRequestError("Missing other");
+    if (meta.sender === directActor(ctx.key, body.other)) noteReader(ctx, body.other);
     return gateOf(socialOf(ctx.state), body.other);
   },
 
@@ -470,15 +502,21 @@ export const socialHandlers = {
 
   // ---------------------------------------------------------------- stranger policy
 
-  /** Reads, and with `strangers`, sets who may start a direct chat with this user. */
+  /**
+   * Reads, and with `strangers`, sets who may start a direct chat with this user. A change
+   * reaches every direct actor that cached this user's gate before it is answered.
+   */
   async "social.privacy"(ctx: Ctx, body: { strangers?: StrangerPolicy }) {
     const s = socialOf(ctx.state);
-    if (body?.strangers !== undefined && body.strangers !== s.strangers) {
-      s.strangers = body.strangers;
-      s.rev++;
-      await ctx.snapshot();
+    if (body?.strangers === undefined || body.strangers === s.strangers) {
+      return { strangers: s.strangers };
     }
-    return { strangers: s.strangers };
+    s.strangers = body.strangers;
+    s.rev++;
+    await ctx.snapshot();
+    const updates = recentReaders(ctx).map((other) => syncDirect(ctx, other));
+    const answer = { strangers: s.strangers };
+    return ctx.defer(Promise.all(updates).then(() => answer));
   },
 
   // ---------------------------------------------------------------- follows
