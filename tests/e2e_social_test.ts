@@ -408,3 +408,26 @@ Deno.test("profiles are updated and found by username or display-name prefix, pa
     await node.stop();
   }
 });
+
+Deno.test("fields in a frame cannot make a request act for another user", async () => {
+  const node = await testNode();
+  const [a, b, c] = await people(node.url, ["a", "b", "c"], "im.v1.json");
+  try {
+    // Everything below names c as the actor in some field; the server acts for a only.
+    await ok(a.c, { op: "friend.request", userId: b.userId, from: c.userId, by: c.userId });
+    const req = await pushed(b.c, "friend.request", { userId: a.userId });
+    assert.equal(req.userId, a.userId);
+    assert.deepEqual((await ok(c.c, { op: "friend.requests" })).outgoing, []);
+    await ok(a.c, { op: "typing", to: { user: b.userId }, from: c.userId });
+    assert.equal((await pushed(b.c, "typing")).from, a.userId);
+    await ok(a.c, { op: "profile.update", displayName: "A", userId: c.userId });
+    assert.equal((await ok(c.c, { op: "profile.get" })).displayName, "");
+    await ok(a.c, { op: "privacy.set", strangers: "friends", userId: c.userId });
+    assert.equal((await ok(c.c, { op: "privacy.get" })).strangers, "anyone");
+    // Accepting a request one did not receive is refused, whoever the frame names.
+    await refused(c.c, { op: "friend.accept", userId: a.userId, by: b.userId }, "not_found");
+  } finally {
+    await closeAll([a, b, c]);
+    await node.stop();
+  }
+});
