@@ -293,12 +293,13 @@ export async function prime(
   dep: Deployment,
   pool: GeneratorPool,
   senders: LoadPlan["senders"],
+  quick = false,
 ): Promise<void> {
   await runLoad(dep, pool, {
     mode: "closed",
     window: 1,
     senders,
-    durationMs: 600,
+    durationMs: quick ? 300 : 600,
     warmupMs: 0,
     drainMs: 2000,
   });

@@ -42,6 +42,11 @@ const ratio = (a: number | undefined, b: number | undefined) =>
   a && b ? `${(a / b).toFixed(2)}x` : "—";
 const lat = (l: LatencySummary) =>
   l.count ? `${l.p50} / ${l.p90} / ${l.p99} / ${l.p999} / ${l.max}` : "—";
+/** Server CPU-µs per delivery, with what Redis/NATS/Postgres added in parentheses. */
+const cpuCell = (r: LoadResult) => {
+  const c = cpuPerDelivery(r);
+  return c.all > c.server ? `${n1(c.server)} (+${n1(c.all - c.server)})` : n1(c.server);
+};
 const errs = (r: LoadResult) => {
   const e = Object.entries(r.errors).map(([k, v]) => `${k}: ${v}`);
   if (r.skipped) e.push(`not offered (over 50k outstanding): ${r.skipped}`);
@@ -182,7 +187,7 @@ export function renderReport(r: RunResults, oldNotes: string): string {
   );
   L.push("");
   L.push(
-    "| system | max sends/s | deliveries/s | vs limit | vs peer | server CPU-µs / delivery | load | offered sends/s | `ok` latency | `msg` latency | errors |",
+    "| system | max sends/s | deliveries/s | vs limit | vs peer | server CPU-µs / delivery (+ Redis, Postgres) | load | offered sends/s | `ok` latency | `msg` latency | errors |",
   );
   L.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const d of r.direct) {
@@ -190,9 +195,9 @@ export function renderReport(r: RunResults, oldNotes: string): string {
     L.push(
       `| ${d.label} | ${n0(s.okPerSec)} | ${n0(s.deliveriesPerSec)} | ${
         ratio(s.okPerSec, dBare?.saturation.okPerSec)
-      } | ${ratio(s.okPerSec, dSio?.saturation.okPerSec)} | ${
-        n1(cpuPerDelivery(s).server)
-      } | max | | | | ${errs(s)} |`,
+      } | ${ratio(s.okPerSec, dSio?.saturation.okPerSec)} | ${cpuCell(s)} | max | | | | ${
+        errs(s)
+      } |`,
     );
     for (const l of d.levels) {
       L.push(
@@ -212,7 +217,7 @@ export function renderReport(r: RunResults, oldNotes: string): string {
   );
   L.push("");
   L.push(
-    "| members | system | deliveries/s | vs limit | vs peer | server CPU-µs / delivery | latency at half | errors |",
+    "| members | system | deliveries/s | vs limit | vs peer | server CPU-µs / delivery (+ Redis, Postgres) | latency at half | errors |",
   );
   L.push("| --- | --- | --- | --- | --- | --- | --- | --- |");
   const sizes = [...new Set(r.fanout.map((f) => f.size))];
@@ -228,7 +233,7 @@ export function renderReport(r: RunResults, oldNotes: string): string {
       const d = f.saturation.deliveriesPerSec;
       L.push(
         `| ${n0(size)} | ${f.label} | ${n0(d)} | ${ratio(d, b)} | ${ratio(d, s)} | ${
-          n1(cpuPerDelivery(f.saturation).server)
+          cpuCell(f.saturation)
         } | ${lat(f.half.deliveryLatency)} | ${errs(f.saturation)} ${errs(f.half)} |`,
       );
     }
@@ -263,17 +268,20 @@ export function renderReport(r: RunResults, oldNotes: string): string {
   );
   L.push("");
   L.push(
-    "| system | recipients on other nodes | sends/s | deliveries/s | server CPU-µs / delivery | all CPU-µs / delivery | vs 0 % | errors |",
+    "| system | recipients on other nodes | sends/s | deliveries/s | server CPU-µs / delivery | Redis | NATS | Postgres | all CPU-µs / delivery | vs 0 % | errors |",
   );
-  L.push("| --- | --- | --- | --- | --- | --- | --- | --- |");
+  L.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const c of r.cluster) {
     const base = r.cluster.find((x) => x.label === c.label && x.crossPct === 0);
+    const d = c.saturation.deliveriesPerSec * c.saturation.windowSec;
+    const per = (role: string) =>
+      c.saturation.cpu[role] !== undefined && d ? n1((c.saturation.cpu[role] * 1000) / d) : "—";
     L.push(
       `| ${c.label} | ${c.crossPct} % | ${n0(c.saturation.okPerSec)} | ${
         n0(c.saturation.deliveriesPerSec)
-      } | ${n1(c.cpuUs.server)} | ${n1(c.cpuUs.all)} | ${ratio(c.cpuUs.all, base?.cpuUs.all)} | ${
-        errs(c.saturation)
-      } |`,
+      } | ${n1(c.cpuUs.server)} | ${per("redis")} | ${per("nats")} | ${per("postgres")} | ${
+        n1(c.cpuUs.all)
+      } | ${ratio(c.cpuUs.all, base?.cpuUs.all)} | ${errs(c.saturation)} |`,
     );
   }
 

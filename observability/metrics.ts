@@ -11,11 +11,17 @@ type Labels = Record<string, string>;
 
 function labelKey(labels?: Labels): string {
   if (!labels) return "";
-  const keys = Object.keys(labels).sort();
+  const keys = Object.keys(labels);
+  // One label (`{op}` on every frame in and out) is the hot case: no sort, no array.
+  if (keys.length === 1) return `${keys[0]}="${escapeLabel(labels[keys[0]])}"`;
+  keys.sort();
   return keys.map((k) => `${k}="${escapeLabel(labels[k])}"`).join(",");
 }
 
+const NEEDS_ESCAPE = /[\\\n"]/;
+
 function escapeLabel(v: string): string {
+  if (!NEEDS_ESCAPE.test(v)) return v;
   return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
 }
 

@@ -57,7 +57,7 @@ export async function clusterScenario(
       key: p.key,
       to: { user: users[p.key % 2 === 0 ? p.key + 1 : p.key - 1].userId },
     }));
-    await prime(dep, pool, senders);
+    await prime(dep, pool, senders, sizes.quick);
     const saturation = await runLoad(dep, pool, {
       mode: "closed",
       window: 4,

@@ -40,7 +40,7 @@ export async function directScenario(
     to: { user: users[key % 2 === 0 ? key + 1 : key - 1].userId },
   }));
   const phase = { durationMs: sizes.durationMs, warmupMs: sizes.warmupMs, drainMs: sizes.drainMs };
-  await prime(dep, pool, senders);
+  await prime(dep, pool, senders, sizes.quick);
   const saturation = await runLoad(dep, pool, { mode: "closed", window: 4, senders, ...phase });
   log(
     `${dep.label} direct: max ${saturation.okPerSec.toFixed(0)} sends/s, ${

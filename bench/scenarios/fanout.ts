@@ -119,7 +119,7 @@ export async function fanoutScenario(
     }
     // Few outstanding sends per group: each one already means `size` deliveries.
     const window = Math.max(2, Math.min(16, Math.round(16_000 / size)));
-    await prime(dep, pool, senders);
+    await prime(dep, pool, senders, sizes.quick);
     const saturation = await runLoad(dep, pool, { mode: "closed", window, senders, ...phase });
     const half = await runLoad(dep, pool, {
       mode: "open",

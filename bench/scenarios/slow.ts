@@ -80,7 +80,7 @@ export async function slowScenario(
     drainMs: sizes.drainMs,
     textBytes,
   };
-  await prime(dep, pool, senders);
+  await prime(dep, pool, senders, sizes.quick);
   const baseline = await runLoad(dep, pool, phase);
   const slowList = users.map((u, i) => ({ u, i })).filter(({ i }) => isSlow(i));
   await Promise.all(pool.gens.map((g, gi) =>
