@@ -1,7 +1,7 @@
 /**
  * Every op is authorised against server state, never against claims in the frame: outsiders
- * cannot read the history, members, info or other per-conversation data of conversations they
- * are not in; the server sets `from` (a frame's `from` is ignored); plain members cannot run
+ * cannot read the history, members, info, receipts or other per-conversation data of
+ * conversations they are not in, nor act on their messages; the server sets `from` (a frame's `from` is ignored); plain members cannot run
  * group administration; nobody acts on a conversation by guessing or forging its id.
  */
 import assert from "node:assert/strict";
@@ -57,6 +57,8 @@ async function fixture() {
     groupId: g.groupId as string,
     groupConv: g.conv as string,
     directConv: d.conv as string,
+    directMid: d.mid as string,
+    groupMid: gs.mid as string,
     async close() {
       await Promise.all([o.close(), m.close(), x.close()]);
       await node.stop();
@@ -79,6 +81,18 @@ Deno.test("outsiders cannot read history, members or info of conversations they 
     for (const op of ["group.members", "group.info", "group.requests"]) {
       if (registered.has(op)) probes.push({ op, group: f.groupId });
     }
+    // Per-conversation reads and message actions (where these ops exist).
+    for (const [conv, mid] of [[f.directConv, f.directMid], [f.groupConv, f.groupMid]]) {
+      const more: F[] = [
+        { op: "receipts", conv, cseq: 1 },
+        { op: "receipts", conv, mid },
+        { op: "read", conv, cseq: 1 },
+        { op: "msg.recall", conv, mid },
+        { op: "msg.delete", conv, mid },
+        { op: "msg.edit", conv, mid, body: { type: "text", text: "rewritten" } },
+      ];
+      probes.push(...more.filter((p) => registered.has(p.op as string)));
+    }
     for (const p of probes) {
       const answer = await f.x.request(p);
       assert.equal(answer.op, "error", JSON.stringify(p));
@@ -94,6 +108,21 @@ Deno.test("outsiders cannot read history, members or info of conversations they 
     if (registered.has("group.members")) {
       assert.equal((await f.m.request({ op: "group.members", group: f.groupId })).op, "ok");
     }
+    // A member cannot rewrite or recall someone else's message either.
+    for (const op of ["msg.edit", "msg.recall"]) {
+      if (!registered.has(op)) continue;
+      const answer = await f.m.request({
+        op,
+        conv: f.directConv,
+        mid: f.directMid,
+        body: { type: "text", text: "rewritten" },
+      });
+      assert.equal(answer.op, "error", `${op} of another's message by a member`);
+      assert.ok(["forbidden", "not_found"].includes(String(answer.code)), `${op} → ${answer.code}`);
+    }
+    const after = await f.o.request({ op: "history", conv: f.directConv });
+    const original = (after.messages as F[]).find((x) => x.mid === f.directMid);
+    assert.equal((original?.body as F | undefined)?.text, "for the member only");
     // Outsiders never received a push of either conversation.
     assert.equal(f.x.msgs().length, 0);
   } finally {
