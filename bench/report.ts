@@ -217,9 +217,9 @@ export function renderReport(r: RunResults, oldNotes: string): string {
   );
   L.push("");
   L.push(
-    "| members | system | deliveries/s | vs limit | vs peer | server CPU-µs / delivery (+ Redis, Postgres) | latency at half | errors |",
+    "| members | system | deliveries/s | `msg` per send | vs limit | vs peer | server CPU-µs / delivery (+ Redis, Postgres) | latency at half | errors |",
   );
-  L.push("| --- | --- | --- | --- | --- | --- | --- | --- |");
+  L.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   const sizes = [...new Set(r.fanout.map((f) => f.size))];
   for (const size of sizes) {
     const rows = r.fanout.filter((f) => f.size === size);
@@ -227,14 +227,16 @@ export function renderReport(r: RunResults, oldNotes: string): string {
     const s = rows.find((x) => x.label.startsWith("peer"))?.saturation?.deliveriesPerSec;
     for (const f of rows) {
       if (!f.saturation || !f.half) {
-        L.push(`| ${n0(size)} | ${f.label} | skipped: ${f.skipped} | | | | | |`);
+        L.push(`| ${n0(size)} | ${f.label} | skipped: ${f.skipped} | | | | | | |`);
         continue;
       }
       const d = f.saturation.deliveriesPerSec;
       L.push(
-        `| ${n0(size)} | ${f.label} | ${n0(d)} | ${ratio(d, b)} | ${ratio(d, s)} | ${
-          cpuCell(f.saturation)
-        } | ${lat(f.half.deliveryLatency)} | ${errs(f.saturation)} ${errs(f.half)} |`,
+        `| ${n0(size)} | ${f.label} | ${n0(d)} | ${
+          f.saturation.okPerSec ? n0(d / f.saturation.okPerSec) : "—"
+        } | ${ratio(d, b)} | ${ratio(d, s)} | ${cpuCell(f.saturation)} | ${
+          lat(f.half.deliveryLatency)
+        } | ${errs(f.saturation)} ${errs(f.half)} |`,
       );
     }
   }
