@@ -75,7 +75,6 @@ async function once(run: number): Promise<{ servedAgainMs: number; firstGoodSend
     victim.kill("SIGKILL");
     await victim.exited;
     const deadline = killedAt + 30_000;
-    let servedAgain: number | undefined;
     while (performance.now() < deadline) {
       const ok = probes.filter((p) => p.sentAt > killedAt && p.answer === "ok");
       if (ok.length >= 10) break;
@@ -86,7 +85,7 @@ async function once(run: number): Promise<{ servedAgainMs: number; firstGoodSend
     await sleep(6_000); // let the last probes settle
     // Only probes sent after the kill: one sent before may still be answered by the old node.
     const after = probes.filter((p) => p.answer === "ok" && p.sentAt > killedAt);
-    servedAgain = Math.min(...after.map((p) => p.answeredAt! - killedAt));
+    const servedAgain = Math.min(...after.map((p) => p.answeredAt! - killedAt));
     const goodSends = probes.filter((p) => p.sentAt > killedAt && p.answer === "ok");
     const firstGoodSend = Math.min(...goodSends.map((p) => p.sentAt - killedAt));
     const moved = await placementOf(cluster, actor);
