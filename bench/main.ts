@@ -73,7 +73,7 @@ export function sizesFor(quick: boolean): Sizes {
       clusterPairs: 60,
       failoverPairs: 60,
       slowGroupSize: 100,
-      slowGroups: 4,
+      slowGroups: 1,
       generators: 2,
     };
 }
@@ -218,6 +218,10 @@ async function main(): Promise<void> {
     ];
     if ([1, 2, 6].some((s) => args.only.has(s))) {
       for (const sys of single) {
+        const isPg = sys.label === "ours (Postgres)";
+        const wanted = args.only.has(1) || (args.only.has(2) && !(isPg && sizes.quick)) ||
+          (args.only.has(6) && isPg);
+        if (!wanted) continue;
         let dep: Deployment | undefined;
         await attempt(`start ${sys.label}`, async () => {
           dep = await sys.make();
@@ -238,7 +242,9 @@ async function main(): Promise<void> {
             });
           }
         }
-        if (args.only.has(6) && sys.label === "ours (SQLite)") {
+        // Slow consumers on the Postgres store: its commits do not hold the event loop, so the
+        // node can push enough bytes for stalled sockets to reach the shedding limit in the run.
+        if (args.only.has(6) && sys.label === "ours (Postgres)") {
           await attempt("6 slow consumers", async () => {
             results.slow = await slowScenario(d, pool, sizes, tag);
           });

@@ -250,14 +250,16 @@ export function renderReport(r: RunResults, oldNotes: string): string {
   );
   L.push("");
   L.push(
-    "| system | nodes | connections | RSS before (MiB) | RSS after (MiB) | KiB per connection | vs limit |",
+    "| system | nodes | connections | RSS before (MiB) | RSS after (MiB) | KiB per connection | of which V8 heap | vs limit |",
   );
-  L.push("| --- | --- | --- | --- | --- | --- | --- |");
+  L.push("| --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const i of r.idle) {
     L.push(
       `| ${i.label} | ${i.nodes} | ${n0(i.connections)} | ${n1(i.rssBefore / 1048576)} | ${
         n1(i.rssAfter / 1048576)
-      } | ${n1(i.perConnection / 1024)} | ${ratio(i.perConnection, iBare?.perConnection)} |`,
+      } | ${n1(i.perConnection / 1024)} | ${
+        i.heapPerConnection !== undefined ? n1(i.heapPerConnection / 1024) : "—"
+      } | ${ratio(i.perConnection, iBare?.perConnection)} |`,
     );
   }
 
@@ -312,12 +314,12 @@ export function renderReport(r: RunResults, oldNotes: string): string {
 
   // Scenario 6.
   L.push("");
-  L.push("## 6. Slow consumers (one node, ours)");
+  L.push("## 6. Slow consumers (one node, ours, Postgres store)");
   L.push("");
   if (r.slow) {
     const s = r.slow;
     L.push(
-      `${s.members} members in groups, ${s.slow} of them (5 %) connected but never reading; ${s.rate} sends/s of ${s.textBytes}-byte texts to the groups. The readers' \`msg\` latency (ms, p50 / p90 / p99 / p99.9 / max) without and with the stalled sockets, the server's RSS, and how many stalled sockets the server shed (\`MAX_SOCKET_BUFFER_BYTES\`, default 8 MiB).`,
+      `${s.members} members in one group, ${s.slow} of them (5 %) connected but never reading; ${s.rate} sends/s of ${s.textBytes}-byte texts to the group (40 % of the saturation rate). The readers' \`msg\` latency (ms, p50 / p90 / p99 / p99.9 / max) without and with the stalled sockets, the server's RSS, and how many stalled sockets the server shed (\`MAX_SOCKET_BUFFER_BYTES\`, default 8 MiB).`,
     );
     L.push("");
     L.push("| run | deliveries/s | `msg` latency | server RSS (MiB) | shed |");

@@ -91,7 +91,7 @@ export async function failoverScenario(
   for (let i = 0; i < pairs; i++) {
     senders.push({ key: 2 * i, to: { user: users[2 * i + 1].userId } });
   }
-  // One send per pair activates every conversation actor, so placement can be read before the kill.
+  // One send per pair activates every conversation actor before the measured run.
   await runLoad(dep, pool, {
     mode: "closed",
     window: 1,
@@ -100,14 +100,13 @@ export async function failoverScenario(
     warmupMs: 0,
     drainMs: 1000,
   });
-  const placed = await placements(redisPort, redisPrefix);
   const victim = dep.servers[2];
   const actorOf = (i: number) => {
     const a = users[2 * i].userId, b = users[2 * i + 1].userId;
     return `direct/${a <= b ? `${a}:${b}` : `${b}:${a}`}`;
   };
   const onDead = new Set<number>();
-  for (let i = 0; i < pairs; i++) if (placed.get(actorOf(i)) === victim.nodeId) onDead.add(2 * i);
+  let placedCount = 0;
   let killAt = 0;
   const killAfterMs = sizes.quick ? 1500 : 3000;
   const durationMs = sizes.quick ? 5000 : 15_000;
@@ -120,10 +119,21 @@ export async function failoverScenario(
     drainMs: 8000,
     retry: true,
     during: async (startAt) => {
+      await sleep(startAt + killAfterMs - (performance.timeOrigin + performance.now()) - 300);
+      // Where each conversation's actor lives right before the kill (the placement records).
+      const placed = await placements(redisPort, redisPrefix);
+      for (let i = 0; i < pairs; i++) {
+        const node = placed.get(actorOf(i));
+        if (node) placedCount++;
+        if (node === victim.nodeId) onDead.add(2 * i);
+      }
       await sleep(startAt + killAfterMs - (performance.timeOrigin + performance.now()));
       killAt = performance.timeOrigin + performance.now();
       victim.kill("SIGKILL");
-      log(`failover: SIGKILL node 2 (${victim.nodeId}, ${onDead.size} of ${pairs} conversations)`);
+      log(
+        `failover: SIGKILL node 2 (${victim.nodeId}: ${onDead.size} of ${pairs} conversations; ` +
+          `${placedCount} placement records found)`,
+      );
     },
   });
   await victim.exited;

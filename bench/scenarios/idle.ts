@@ -25,6 +25,8 @@ export interface IdleResult {
   rssAfter: number;
   /** (rssAfter - rssBefore) / connections, bytes. */
   perConnection: number;
+  /** Growth of the V8 heap in use per connection, bytes (our server only: from /metrics). */
+  heapPerConnection?: number;
   connectSec: number;
 }
 
@@ -36,6 +38,7 @@ export async function idleScenario(
   settleMs: number,
 ): Promise<IdleResult> {
   await sleep(settleMs);
+  const heapBefore = dep.kind === "im" ? await heapUsed(dep) : 0;
   const rssBefore = serverRss(dep);
   const t0 = performance.now();
   await connectClients(
@@ -48,6 +51,9 @@ export async function idleScenario(
   await sleep(settleMs);
   const rssAfter = serverRss(dep);
   const perConnection = (rssAfter - rssBefore) / users.length;
+  const heapPerConnection = dep.kind === "im"
+    ? ((await heapUsed(dep)) - heapBefore) / users.length
+    : undefined;
   log(
     `${dep.label} idle: ${users.length} connections on ${dep.servers.length} node(s): ` +
       `${(perConnection / 1024).toFixed(1)} KiB each (connected in ${connectSec.toFixed(1)} s)`,
@@ -60,6 +66,17 @@ export async function idleScenario(
     rssBefore,
     rssAfter,
     perConnection,
+    heapPerConnection,
     connectSec,
   };
+}
+
+/** V8 heap in use, summed over our nodes (their `/metrics`). */
+async function heapUsed(dep: Deployment): Promise<number> {
+  let total = 0;
+  for (const s of dep.servers) {
+    const text = await (await fetch(`${s.url}/metrics`)).text();
+    total += Number(/^im_memory_heap_used_bytes\s+(\d+)/m.exec(text)?.[1] ?? 0);
+  }
+  return total;
 }

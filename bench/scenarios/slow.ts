@@ -68,9 +68,22 @@ export async function slowScenario(
     if (ok.op !== "ok") throw new Error(`group.create: ${ok.code}`);
     senders.push({ key: owner, to: { group: String(ok.groupId) } });
   }
-  const textBytes = 2048;
-  const rate = sizes.quick ? 100 : 200;
-  const durationMs = sizes.quick ? 3000 : 12_000;
+  // Large texts and one busy group, so a stalled member's backlog outgrows the kernel's socket
+  // buffers and MAX_SOCKET_BUFFER_BYTES within the run; 40 % of the saturation rate, so the
+  // readers' latency measures the slow consumers' effect, not an overloaded server.
+  const textBytes = 8000;
+  await prime(dep, pool, senders, sizes.quick);
+  const saturation = await runLoad(dep, pool, {
+    mode: "closed",
+    window: 4,
+    senders,
+    durationMs: sizes.durationMs,
+    warmupMs: sizes.warmupMs,
+    drainMs: sizes.drainMs,
+    textBytes,
+  });
+  const rate = Math.max(10, Math.min(400, Math.round(saturation.okPerSec * 0.4)));
+  const durationMs = sizes.quick ? 3000 : 20_000;
   const phase = {
     mode: "open" as const,
     rate,
@@ -80,7 +93,6 @@ export async function slowScenario(
     drainMs: sizes.drainMs,
     textBytes,
   };
-  await prime(dep, pool, senders, sizes.quick);
   const baseline = await runLoad(dep, pool, phase);
   const slowList = users.map((u, i) => ({ u, i })).filter(({ i }) => isSlow(i));
   await Promise.all(pool.gens.map((g, gi) =>
