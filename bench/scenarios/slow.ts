@@ -83,7 +83,7 @@ export async function slowScenario(
     textBytes,
   });
   const rate = Math.max(10, Math.min(400, Math.round(saturation.okPerSec * 0.4)));
-  const durationMs = sizes.quick ? 3000 : 20_000;
+  const durationMs = sizes.quick ? 3000 : 30_000;
   const phase = {
     mode: "open" as const,
     rate,
