@@ -93,13 +93,17 @@ export interface ClientPlan {
   rooms?: string[];
 }
 
-/** Opens the clients on their generators; throws when any fails. */
+/**
+ * Opens the clients on their generators; throws when more than `maxFailures` fail. Returns how
+ * many failed (and the first error) when that many are tolerated.
+ */
 export async function connectClients(
   dep: Deployment,
   pool: GeneratorPool,
   plans: ClientPlan[],
   concurrency = 32,
-): Promise<void> {
+  maxFailures = 0,
+): Promise<{ failed: number; firstError: string }> {
   const byGen = pool.gens.map(() => [] as ClientSpec[]);
   for (const p of plans) {
     byGen[p.key % pool.gens.length].push({
@@ -122,13 +126,15 @@ export async function connectClients(
     ),
   );
   const failed = res.reduce((n, r) => n + r.failed, 0);
-  if (failed > 0) {
+  const firstError = res.find((r) => r.firstError)?.firstError ?? "";
+  if (failed > maxFailures) {
     throw new Error(
       `${failed} of ${plans.length} clients failed to connect: ${
         res.find((r) => r.firstError)?.firstError
       }`,
     );
   }
+  return { failed, firstError };
 }
 
 /** Closes every client of every generator. */

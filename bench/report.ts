@@ -250,16 +250,18 @@ export function renderReport(r: RunResults, oldNotes: string): string {
   );
   L.push("");
   L.push(
-    "| system | nodes | connections | RSS before (MiB) | RSS after (MiB) | KiB per connection | of which V8 heap | vs limit |",
+    "| system | nodes | connections | connect time (s) | RSS before (MiB) | RSS after (MiB) | KiB per connection | of which V8 heap | vs limit |",
   );
-  L.push("| --- | --- | --- | --- | --- | --- | --- | --- |");
+  L.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const i of r.idle) {
     L.push(
-      `| ${i.label} | ${i.nodes} | ${n0(i.connections)} | ${n1(i.rssBefore / 1048576)} | ${
-        n1(i.rssAfter / 1048576)
-      } | ${n1(i.perConnection / 1024)} | ${
-        i.heapPerConnection !== undefined ? n1(i.heapPerConnection / 1024) : "—"
-      } | ${ratio(i.perConnection, iBare?.perConnection)} |`,
+      `| ${i.label} | ${i.nodes} | ${n0(i.connections)}${
+        i.failed ? ` (${i.failed} failed: ${i.firstError.slice(0, 60)})` : ""
+      } | ${n1(i.connectSec)} | ${n1(i.rssBefore / 1048576)} | ${n1(i.rssAfter / 1048576)} | ${
+        n1(i.perConnection / 1024)
+      } | ${i.heapPerConnection !== undefined ? n1(i.heapPerConnection / 1024) : "—"} | ${
+        ratio(i.perConnection, iBare?.perConnection)
+      } |`,
     );
   }
 
