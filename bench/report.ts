@@ -321,7 +321,7 @@ export function renderReport(r: RunResults, oldNotes: string): string {
   if (r.slow) {
     const s = r.slow;
     L.push(
-      `${s.members} members in one group, ${s.slow} of them (5 %) connected but never reading; ${s.rate} sends/s of ${s.textBytes}-byte texts to the group (40 % of the saturation rate). The readers' \`msg\` latency (ms, p50 / p90 / p99 / p99.9 / max) without and with the stalled sockets, the server's RSS, and how many stalled sockets the server shed (\`MAX_SOCKET_BUFFER_BYTES\`, default 8 MiB).`,
+      `${s.members} members in one group, ${s.slow} of them (5 %) connected but never reading; ${s.rate} sends/s of ${s.textBytes}-byte texts to the group (40 % of the saturation rate; a fixed 50 in --quick). The readers' \`msg\` latency (ms, p50 / p90 / p99 / p99.9 / max) without and with the stalled sockets, the server's RSS, and how many stalled sockets the server shed (\`MAX_SOCKET_BUFFER_BYTES\`, default 8 MiB).`,
     );
     L.push("");
     L.push("| run | deliveries/s | `msg` latency | server RSS (MiB) | shed |");

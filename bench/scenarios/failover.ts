@@ -108,8 +108,8 @@ export async function failoverScenario(
   const onDead = new Set<number>();
   let placedCount = 0;
   let killAt = 0;
-  const killAfterMs = sizes.quick ? 1500 : 3000;
-  const durationMs = sizes.quick ? 5000 : 15_000;
+  const killAfterMs = sizes.quick ? 1000 : 3000;
+  const durationMs = sizes.quick ? 4500 : 15_000;
   const result = await runLoad(dep, pool, {
     mode: "open",
     rate: pairs * 20,
