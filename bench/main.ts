@@ -1,11 +1,13 @@
 /**
- * `deno task bench [--quick] [--only=1,2,...] [--out=FILE] [--cpu-prof=DIR]`
+ * `deno task bench [--quick] [--only=1,2,...] [--out=FILE] [--cpu-prof=DIR] [--render=RESULTS.json]`
  *
  * Runs the benchmark scenarios against our server and the two baselines side by side in one run
  * and writes docs/benchmarks.md (or FILE). `--quick` uses small sizes and short windows (under
  * 90 s; for working on the harness — its numbers are not for claims) and writes only to `--out`
  * when given. `--only` picks scenarios (1 direct, 2 fan-out, 3 idle memory, 4 cluster,
  * 5 failover, 6 slow consumers). `--cpu-prof=DIR` runs our single node with `--cpu-prof`.
+ * Every run leaves its raw results in bench/.scratch/last_results.json; `--render=FILE` writes
+ * the report again from such a file without measuring (after a change to the report's layout).
  *
  * Only loopback addresses are used; every load phase is bounded in count and time; every
  * process started here is stopped by its pid at the end.
@@ -88,6 +90,8 @@ interface Args {
   only: Set<number>;
   out?: string;
   cpuProf?: string;
+  /** Re-render the report from a results file of an earlier run (no measuring). */
+  render?: string;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -97,13 +101,33 @@ function parseArgs(argv: string[]): Args {
     else if (arg.startsWith("--only=")) a.only = new Set(arg.slice(7).split(",").map(Number));
     else if (arg.startsWith("--out=")) a.out = arg.slice(6);
     else if (arg.startsWith("--cpu-prof=")) a.cpuProf = arg.slice(11);
+    else if (arg.startsWith("--render=")) a.render = arg.slice(9);
     else throw new Error(`Unknown argument "${arg}" (see bench/main.ts)`);
   }
   return a;
 }
 
+/** Where every run leaves its raw results (for `--render`). */
+const RESULTS_FILE = new URL("./.scratch/last_results.json", import.meta.url).pathname;
+const REPORT_FILE = new URL("../docs/benchmarks.md", import.meta.url).pathname;
+
+async function writeReport(results: RunResults, out: string): Promise<void> {
+  let existing: string | null = null;
+  try {
+    existing = await Deno.readTextFile(out);
+  } catch { /* first run */ }
+  await Deno.writeTextFile(out, renderReport(results, keptNotes(existing)));
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(Deno.args);
+  if (args.render) {
+    const results = JSON.parse(await Deno.readTextFile(args.render)) as RunResults;
+    const out = args.out ?? REPORT_FILE;
+    await writeReport(results, out);
+    log(`re-rendered ${out} from ${args.render}`);
+    return;
+  }
   const sizes = sizesFor(args.quick);
   const started = Date.now();
   const tag = Math.random().toString(36).slice(2, 6);
@@ -395,20 +419,14 @@ async function main(): Promise<void> {
   }
 
   results.durationSec = (Date.now() - started) / 1000;
-  const out = args.out ??
-    (args.quick ? undefined : new URL("../docs/benchmarks.md", import.meta.url).pathname);
-  let existing: string | null = null;
+  await Deno.mkdir(new URL("./.scratch/", import.meta.url).pathname, { recursive: true });
+  await Deno.writeTextFile(RESULTS_FILE, JSON.stringify(results));
+  const out = args.out ?? (args.quick ? undefined : REPORT_FILE);
   if (out) {
-    try {
-      existing = await Deno.readTextFile(out);
-    } catch { /* first run */ }
-  }
-  const md = renderReport(results, keptNotes(existing));
-  if (out) {
-    await Deno.writeTextFile(out, md);
+    await writeReport(results, out);
     log(`wrote ${out} (${results.durationSec.toFixed(0)} s)`);
   } else {
-    console.log(md);
+    console.log(renderReport(results, ""));
     log(
       `done in ${
         results.durationSec.toFixed(0)

@@ -101,7 +101,6 @@ export function renderReport(r: RunResults, oldNotes: string): string {
   const iBare = r.idle.find((x) => x.label.startsWith("limit"));
   const c0 = r.cluster.find((x) => x.label.startsWith("ours") && x.crossPct === 0);
   const c100 = r.cluster.find((x) => x.label.startsWith("ours") && x.crossPct === 100);
-  const half = dOurs?.levels.find((l) => l.fraction === 0.5)?.result;
   L.push("");
   L.push("## Targets (for orientation; reported, not asserted)");
   L.push("");
@@ -109,34 +108,37 @@ export function renderReport(r: RunResults, oldNotes: string): string {
   L.push("| --- | --- | --- |");
   const row = (t: string, m: string, ok: boolean | undefined) =>
     L.push(`| ${t} | ${m} | ${ok === undefined ? "—" : ok ? "yes" : "**no**"} |`);
-  {
-    const o = f1000("ours (SQLite)")?.saturation?.deliveriesPerSec;
+  for (const store of ["SQLite", "Postgres"]) {
+    const o = f1000(`ours (${store})`)?.saturation?.deliveriesPerSec;
     const b = f1000("limit")?.saturation?.deliveriesPerSec;
     const s = f1000("peer")?.saturation?.deliveriesPerSec;
     row(
-      "group fan-out, 1,000 members, durable: ≥ 0.5x bare-Deno deliveries/s",
+      `group fan-out, 1,000 members, durable (${store}): ≥ 0.5x bare-Deno deliveries/s`,
       o && b ? `${n0(o)} vs ${n0(b)} = ${ratio(o, b)}` : "not measured",
       o && b ? o / b >= 0.5 : undefined,
     );
     row(
-      "… and ≥ 1.5x Socket.IO",
+      `… and ≥ 1.5x Socket.IO (${store})`,
       o && s ? `${n0(o)} vs ${n0(s)} = ${ratio(o, s)}` : "not measured",
       o && s ? o / s >= 1.5 : undefined,
     );
   }
-  {
-    const o = dOurs?.saturation.okPerSec;
+  for (const d of [dOurs, find(r.direct, "ours (Postgres)")]) {
+    if (!d) continue;
+    const store = d.label.includes("Postgres") ? "Postgres" : "SQLite";
+    const o = d.saturation.okPerSec;
     const b = dBare?.saturation.okPerSec;
     row(
-      "direct messages: ≥ 0.5x bare echo sends/s",
+      `direct messages (${store}): ≥ 0.5x bare echo sends/s`,
       o && b ? `${n0(o)} vs ${n0(b)} sends/s = ${ratio(o, b)}` : "not measured",
       o && b ? o / b >= 0.5 : undefined,
     );
-    const p99 = half ? Math.max(half.okLatency.p99, half.deliveryLatency.p99) : undefined;
+    const h = d.levels.find((l) => l.fraction === 0.5)?.result;
+    const p99 = h ? Math.max(h.okLatency.p99, h.deliveryLatency.p99) : undefined;
     row(
-      "direct messages: p99 ≤ 50 ms at half of max",
+      `direct messages (${store}): p99 ≤ 50 ms at half of max`,
       p99 !== undefined
-        ? `${p99} ms (ok and delivery, at ${n0(half!.offered)} sends/s)`
+        ? `${p99} ms (ok and delivery, at ${n0(h!.offered)} sends/s)`
         : "not measured",
       p99 !== undefined ? p99 <= 50 : undefined,
     );
