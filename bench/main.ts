@@ -134,6 +134,13 @@ async function main(): Promise<void> {
   const services = new Services();
   await services.start();
   const running: ServerProcess[] = [];
+  const dataDirs: string[] = [];
+  /** A fresh data directory for one node (removed at the end). */
+  const dataDir = () => {
+    const dir = Deno.makeTempDirSync({ prefix: "bench_" });
+    dataDirs.push(dir);
+    return dir;
+  };
   const pools: GeneratorPool[] = [];
   const env = nodeEnv();
   const results: RunResults = {
@@ -192,7 +199,7 @@ async function main(): Promise<void> {
           servers: [
             await start(() =>
               startOurNode(
-                { ...env, DATA_DIR: Deno.makeTempDirSync({ prefix: "bench_" }) },
+                { ...env, DATA_DIR: dataDir() },
                 args.cpuProf,
               )
             ),
@@ -211,7 +218,7 @@ async function main(): Promise<void> {
               await start(() =>
                 startOurNode({
                   ...env,
-                  DATA_DIR: Deno.makeTempDirSync({ prefix: "bench_" }),
+                  DATA_DIR: dataDir(),
                   DATABASE_URL: db.url,
                 })
               ),
@@ -284,13 +291,13 @@ async function main(): Promise<void> {
       // Ours: accounts first, then a restart on the same data directory, so the memory measured
       // is that of a fresh process holding the connections (not of the sign-up traffic).
       await attempt("3 idle ours (SQLite)", async () => {
-        const dataDir = Deno.makeTempDirSync({ prefix: "bench_" });
-        let s = await start(() => startOurNode({ ...env, DATA_DIR: dataDir }));
+        const dir = dataDir();
+        let s = await start(() => startOurNode({ ...env, DATA_DIR: dir }));
         const dep: Deployment = { label: "ours (SQLite)", kind: "im", servers: [s], extra: [] };
         const users = await accounts(dep, idlePool, n, `i${tag}_`);
         if (!sizes.quick) {
           await stop(s);
-          s = await start(() => startOurNode({ ...env, DATA_DIR: dataDir }));
+          s = await start(() => startOurNode({ ...env, DATA_DIR: dir }));
           dep.servers = [s];
         }
         results.idle.push(await idleScenario(dep, idlePool, users, 2000));
@@ -336,9 +343,7 @@ async function main(): Promise<void> {
         const nodes = [];
         for (let i = 0; i < 3; i++) {
           nodes.push(
-            start(() =>
-              startOurNode({ ...clusterEnv, DATA_DIR: Deno.makeTempDirSync({ prefix: "bench_" }) })
-            ),
+            start(() => startOurNode({ ...clusterEnv, DATA_DIR: dataDir() })),
           );
         }
         return await Promise.all(nodes);
@@ -416,6 +421,7 @@ async function main(): Promise<void> {
     for (const s of [...running]) await s.stop().catch(() => {});
     for (const p of [...pools]) await p.stop().catch(() => {});
     await services.stop();
+    for (const dir of dataDirs) await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 
   results.durationSec = (Date.now() - started) / 1000;
