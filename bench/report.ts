@@ -47,6 +47,11 @@ const cpuCell = (r: LoadResult) => {
   const c = cpuPerDelivery(r);
   return c.all > c.server ? `${n1(c.server)} (+${n1(c.all - c.server)})` : n1(c.server);
 };
+/** The generators' CPU-µs per delivery (they share the 2 cores with the servers). */
+const genCell = (r: LoadResult) => {
+  const d = r.deliveriesPerSec * r.windowSec;
+  return d && r.cpu.generator !== undefined ? n1((r.cpu.generator * 1000) / d) : "—";
+};
 const errs = (r: LoadResult) => {
   const e = Object.entries(r.errors).map(([k, v]) => `${k}: ${v}`);
   if (r.skipped) e.push(`not offered (over 50k outstanding): ${r.skipped}`);
@@ -189,21 +194,21 @@ export function renderReport(r: RunResults, oldNotes: string): string {
   );
   L.push("");
   L.push(
-    "| system | max sends/s | deliveries/s | vs limit | vs peer | server CPU-µs / delivery (+ Redis, Postgres) | load | offered sends/s | `ok` latency | `msg` latency | errors |",
+    "| system | max sends/s | deliveries/s | vs limit | vs peer | server CPU-µs / delivery (+ Redis, Postgres) | generators' CPU-µs / delivery | load | offered sends/s | `ok` latency | `msg` latency | errors |",
   );
-  L.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+  L.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const d of r.direct) {
     const s = d.saturation;
     L.push(
       `| ${d.label} | ${n0(s.okPerSec)} | ${n0(s.deliveriesPerSec)} | ${
         ratio(s.okPerSec, dBare?.saturation.okPerSec)
-      } | ${ratio(s.okPerSec, dSio?.saturation.okPerSec)} | ${cpuCell(s)} | max | | | | ${
-        errs(s)
-      } |`,
+      } | ${ratio(s.okPerSec, dSio?.saturation.okPerSec)} | ${cpuCell(s)} | ${
+        genCell(s)
+      } | max | | | | ${errs(s)} |`,
     );
     for (const l of d.levels) {
       L.push(
-        `| | | | | | | ${l.fraction * 100} % | ${n0(l.result.offered)} | ${
+        `| | | | | | | | ${l.fraction * 100} % | ${n0(l.result.offered)} | ${
           lat(l.result.okLatency)
         } | ${lat(l.result.deliveryLatency)} | ${errs(l.result)} |`,
       );
@@ -219,9 +224,9 @@ export function renderReport(r: RunResults, oldNotes: string): string {
   );
   L.push("");
   L.push(
-    "| members | system | deliveries/s | `msg` per send | vs limit | vs peer | server CPU-µs / delivery (+ Redis, Postgres) | latency at half | errors |",
+    "| members | system | deliveries/s | `msg` per send | vs limit | vs peer | server CPU-µs / delivery (+ Redis, Postgres) | generators' CPU-µs / delivery | latency at half | errors |",
   );
-  L.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+  L.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   const sizes = [...new Set(r.fanout.map((f) => f.size))];
   for (const size of sizes) {
     const rows = r.fanout.filter((f) => f.size === size);
@@ -229,7 +234,7 @@ export function renderReport(r: RunResults, oldNotes: string): string {
     const s = rows.find((x) => x.label.startsWith("peer"))?.saturation?.deliveriesPerSec;
     for (const f of rows) {
       if (!f.saturation || !f.half) {
-        L.push(`| ${n0(size)} | ${f.label} | skipped: ${f.skipped} | | | | | | |`);
+        L.push(`| ${n0(size)} | ${f.label} | skipped: ${f.skipped} | | | | | | | |`);
         continue;
       }
       const d = f.saturation.deliveriesPerSec;
@@ -237,8 +242,8 @@ export function renderReport(r: RunResults, oldNotes: string): string {
         `| ${n0(size)} | ${f.label} | ${n0(d)} | ${
           f.saturation.okPerSec ? n0(d / f.saturation.okPerSec) : "—"
         } | ${ratio(d, b)} | ${ratio(d, s)} | ${cpuCell(f.saturation)} | ${
-          lat(f.half.deliveryLatency)
-        } | ${errs(f.saturation)} ${errs(f.half)} |`,
+          genCell(f.saturation)
+        } | ${lat(f.half.deliveryLatency)} | ${errs(f.saturation)} ${errs(f.half)} |`,
       );
     }
   }
