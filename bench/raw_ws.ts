@@ -14,7 +14,7 @@ const packr = new Packr({ useRecords: false });
 
 /** A connection that authenticated and then stopped reading. */
 export interface StalledClient {
-  /** Resolves when the server closed the connection (seen by a failed write or reset). */
+  /** Closes the TCP connection (idempotent). */
   close(): void;
 }
 
@@ -42,7 +42,8 @@ function maskedFrame(payload: Uint8Array): Uint8Array {
 
 /**
  * Connects to `url` (`http://host:port`), upgrades on `/v1/ws` with `im.v1.msgpack`, sends
- * `authFrame`, waits `settleMs` (so the auth is processed), and from then on never reads.
+ * `authFrame` (with `id: 1`) and from then on never reads: the `ok` and everything after it
+ * stay unread.
  */
 export async function openStalled(
   url: string,
