@@ -159,6 +159,30 @@ async function main(): Promise<void> {
     failures: [],
   };
   const redisExtra = () => [{ role: "redis", pid: services.redis.pid }];
+  // Ctrl-C / SIGTERM: stop every process this run started (by pid), then exit.
+  const abort = () => {
+    log("interrupted: stopping every process of this run");
+    // Calls waiting on the generators fail as they die: nothing left to report.
+    globalThis.addEventListener("unhandledrejection", (e) => e.preventDefault());
+    for (const srv of running) srv.kill("SIGKILL");
+    for (const p of pools) {
+      for (const pid of p.pids) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch { /* already gone */ }
+      }
+    }
+    services.stop().finally(() => {
+      for (const dir of dataDirs) {
+        try {
+          Deno.removeSync(dir, { recursive: true });
+        } catch { /* already gone */ }
+      }
+      Deno.exit(130);
+    });
+  };
+  Deno.addSignalListener("SIGINT", abort);
+  Deno.addSignalListener("SIGTERM", abort);
   const attempt = async (what: string, fn: () => Promise<void>) => {
     try {
       await fn();
