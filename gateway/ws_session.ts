@@ -173,7 +173,17 @@ export class Session implements Connection {
     }
     const frames = this.#out;
     this.#out = [];
-    for (const f of frames) this.deps.metrics.framesOut.inc({ op: String(f.op) });
+    // One counter update per op per flush, not per frame: a fan-out flush holds many `msg`s.
+    let op = String(frames[0].op), run = 0;
+    for (const f of frames) {
+      if (f.op === op) run++;
+      else {
+        this.deps.metrics.framesOut.inc({ op }, run);
+        op = String(f.op);
+        run = 1;
+      }
+    }
+    this.deps.metrics.framesOut.inc({ op }, run);
     this.socket.send(encodeFrames(frames, this.subprotocol));
   }
 
