@@ -210,10 +210,17 @@ Deno.test({
       // The pending copy and the stored one may both show for a moment (the push can beat the ok).
       await img.waitFor();
       // Loaded through the media route with the token (a blob: URL), so it has real pixels.
-      await a.waitForFunction(`(() => {
+      // Polled with evaluate: waitForFunction's in-page poller needs eval, which the page's
+      // Content-Security-Policy (script-src 'self') rightly forbids.
+      const imageLoaded = `(() => {
         const el = document.querySelector(".messages img");
         return !!el && el.complete && el.naturalWidth === 1;
-      })()`);
+      })()`;
+      const until = Date.now() + 10_000;
+      while (!(await a.evaluate(imageLoaded))) {
+        if (Date.now() > until) throw new Error("the sent image never loaded");
+        await new Promise((r) => setTimeout(r, 50));
+      }
       const got = await bc.waitFor(
         (f) => f.op === "msg" && String(f.conv).startsWith("g:"),
         5000,
