@@ -17,8 +17,8 @@
  *
  * A store whose commit blocks the thread (SQLite: `node:sqlite` is synchronous, and the commit
  * includes the fsync) gets no natural batching: nothing can arrive while it commits, so every
- * request would pay its own fsync. For such a store (`blocking`, default: `store.kind ===
- * "sqlite"`), after a commit that left the queue empty the next flush waits as long as that
+ * request would pay its own fsync. For such a store (`blocking`, default: the store's
+ * `blocksThread`), after a commit that left the queue empty the next flush waits as long as that
  * commit took (at most `maxLingerMs`), so requests arriving meanwhile join it — the batching an
  * asynchronous store gets while its commit is in flight. The first request after an idle period
  * is still flushed at once.
@@ -39,8 +39,8 @@ export interface GroupCommitOptions {
    */
   maxRows?: number;
   /**
-   * Whether the store's commit blocks the thread (default: `store.kind === "sqlite"`); see the
-   * module doc.
+   * Whether the store's commit blocks the thread (default: `store.blocksThread`, true for the
+   * in-thread SQLite store; the threaded one and Postgres do not); see the module doc.
    */
   blocking?: boolean;
   /** Longest wait for more requests after a blocking commit, ms (default 2). */
@@ -64,7 +64,7 @@ export class GroupCommit {
   readonly #blocking: boolean;
   readonly #maxLingerMs: number;
 
-  constructor(store: Pick<Store, "append"> & { kind?: string }, options: GroupCommitOptions = {}) {
+  constructor(store: Pick<Store, "append" | "blocksThread">, options: GroupCommitOptions = {}) {
     const maxBatch = options.maxBatch ?? 256;
     if (!Number.isInteger(maxBatch) || maxBatch < 1) {
       throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
@@ -76,7 +76,7 @@ export class GroupCommit {
     this.#store = store;
     this.#maxBatch = maxBatch;
     this.#maxRows = maxRows;
-    this.#blocking = options.blocking ?? store.kind === "sqlite";
+    this.#blocking = options.blocking ?? store.blocksThread === true;
     this.#maxLingerMs = options.maxLingerMs ?? 2;
   }
 

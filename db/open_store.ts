@@ -1,6 +1,7 @@
 /**
  * Chooses and opens the store of a node: Postgres when a database URL is configured, else the
- * embedded SQLite store at `${dataDir}/im.sqlite3` (directory created when missing). Pending
+ * embedded SQLite store at `${dataDir}/im.sqlite3` (directory created when missing), run on its own
+ * thread so its fsyncs never stall the node's event loop. Pending
  * migrations are applied before it resolves, so the store is ready for use.
  *
  * @module
@@ -9,7 +10,7 @@ import { join } from "node:path";
 import { ImError, UnavailableError } from "../actors/errors.ts";
 import type { Store } from "./store.ts";
 import { openPostgresStore } from "./store_postgres.ts";
-import { openSqliteStore } from "./store_sqlite.ts";
+import { openThreadedSqliteStore } from "./store_sqlite_threaded.ts";
 
 /** Where a node keeps its data. */
 export interface StoreConfig {
@@ -29,7 +30,9 @@ export async function openStore(config: StoreConfig): Promise<Store> {
   const where = config.databaseUrl ? "Postgres" : `SQLite at ${path}`;
   let store: Store;
   try {
-    store = config.databaseUrl ? openPostgresStore(config.databaseUrl) : openSqliteStore(path);
+    store = config.databaseUrl
+      ? openPostgresStore(config.databaseUrl)
+      : openThreadedSqliteStore(path);
   } catch (err) {
     throw describe(err, where);
   }

@@ -214,6 +214,11 @@ export interface Store {
   close(): Promise<void>;
   /** Which adapter this is (`sqlite` or `postgres`), for logs and metrics. */
   readonly kind: string;
+  /**
+   * True when a call runs to completion on the caller's thread, commit and fsync included (the
+   * in-thread SQLite store): nothing else runs meanwhile, so batching must wait for arrivals.
+   */
+  readonly blocksThread?: boolean;
 
   // ---- accounts ----
   /** Creates an account. Rejects with ImError code `username_taken` when the name exists. */

@@ -91,6 +91,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
 
 class SqliteStore implements Store {
   readonly kind = "sqlite";
+  readonly blocksThread = true;
   readonly #db: DatabaseSync;
   readonly #migrations: readonly SqliteMigration[];
   readonly #statements = new Map<string, StatementSync>();

@@ -1,0 +1,125 @@
+/**
+ * The embedded SQLite store run on its own thread: the same {@link Store} as
+ * {@link openSqliteStore} (same file, schema, durability and errors), with every call sent to a
+ * worker that owns the connection.
+ *
+ * Why: `node:sqlite` is synchronous, and with synchronous=FULL each commit waits for an fsync.
+ * On the node's main thread that wait stalls every socket; on a worker it stalls nothing, and the
+ * group commit gathers the next batch while the disk syncs.
+ *
+ * Guarantees:
+ * - Calls run in the order they are made, one at a time, each as atomic as in
+ *   {@link openSqliteStore} (the worker runs them to completion before the next).
+ * - A resolved write has been committed and fsynced.
+ * - Errors keep their class and fields (`FencedError`, `UnavailableError`, ImError codes).
+ * - If the worker dies, every call in flight rejects with `UnavailableError` (a write in flight
+ *   may or may not have committed, as with a lost database connection) and the next call starts
+ *   a new worker on the same file. After `close()`, calls reject with `UnavailableError`.
+ *
+ * @module
+ */
+import { UnavailableError } from "../actors/errors.ts";
+import type { Store } from "./store.ts";
+import type { SqliteStoreOptions } from "./store_sqlite.ts";
+import {
+  type CallRequest,
+  errorFromWire,
+  type OpenRequest,
+  type Reply,
+} from "./sqlite_thread_wire.ts";
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * Opens the SQLite store at `path` on a worker thread (see the module doc). Like
+ * {@link openSqliteStore}, call `migrate()` before use; a file that cannot be opened makes every
+ * call reject with the reason.
+ */
+export function openThreadedSqliteStore(path: string, options: SqliteStoreOptions = {}): Store {
+  const client = new ThreadClient(path, options);
+  return new Proxy({} as Store, {
+    get(_target, prop) {
+      if (prop === "kind") return "sqlite";
+      if (typeof prop !== "string" || prop === "then") return undefined;
+      if (prop === "close") return () => client.close();
+      return (...args: unknown[]) => client.call(prop, args);
+    },
+  });
+}
+
+class ThreadClient {
+  #worker: Worker | null = null;
+  #nextId = 1;
+  readonly #pending = new Map<number, Pending>();
+  #closed = false;
+  #closing: Promise<void> | null = null;
+
+  constructor(readonly path: string, readonly options: SqliteStoreOptions) {}
+
+  call(method: string, args: unknown[]): Promise<unknown> {
+    if (this.#closed) return Promise.reject(new UnavailableError("The SQLite store is closed"));
+    const worker = this.#worker ?? this.#start();
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      try {
+        worker.postMessage({ type: "call", id, method, args } satisfies CallRequest);
+      } catch (err) {
+        // An argument that cannot be cloned (a caller bug): fail this call only.
+        this.#pending.delete(id);
+        reject(err);
+      }
+    });
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      if (this.#closed) return;
+      try {
+        if (this.#worker) await this.call("close", []);
+      } finally {
+        this.#closed = true;
+        this.#stop(new UnavailableError("The SQLite store is closed"));
+      }
+    })();
+    return this.#closing;
+  }
+
+  #start(): Worker {
+    const worker = new Worker(new URL("./sqlite_thread_worker.ts", import.meta.url), {
+      type: "module",
+    });
+    worker.onmessage = (ev: MessageEvent<Reply>) => {
+      const reply = ev.data;
+      const pending = this.#pending.get(reply.id);
+      if (!pending) return;
+      this.#pending.delete(reply.id);
+      if (reply.ok) pending.resolve(reply.value);
+      else pending.reject(errorFromWire(reply.error));
+    };
+    worker.onerror = (ev) => {
+      ev.preventDefault();
+      if (this.#worker === worker) {
+        this.#stop(new UnavailableError(`SQLite worker failed: ${ev.message}`));
+      }
+    };
+    worker.postMessage(
+      { type: "open", path: this.path, options: this.options } satisfies OpenRequest,
+    );
+    this.#worker = worker;
+    return worker;
+  }
+
+  /** Ends the worker and fails what is in flight. */
+  #stop(reason: Error): void {
+    const worker = this.#worker;
+    this.#worker = null;
+    worker?.terminate();
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const p of pending) p.reject(reason);
+  }
+}

@@ -1,0 +1,147 @@
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { FencedError, ImError, UnavailableError } from "../actors/errors.ts";
+import { openThreadedSqliteStore } from "./store_sqlite_threaded.ts";
+import { runStoreContract } from "./store_contract.ts";
+import type { AppendRequest } from "./store.ts";
+
+runStoreContract("sqlite (threaded)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "im_store_sqlite_thr_" });
+  const path = `${dir}/data/im.sqlite3`;
+  const open = async () => {
+    const store = openThreadedSqliteStore(path);
+    await store.migrate();
+    return store;
+  };
+  const store = await open();
+  return {
+    store,
+    reopen: open,
+    cleanup: async () => {
+      await store.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+});
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "im_store_sqlite_thr_" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function request(cmid: string, epoch = 1): AppendRequest {
+  return {
+    actorId: "group/g_1",
+    epoch,
+    mid: `m_${cmid}`,
+    conv: "g:g_1",
+    from: "u_1",
+    to: { group: "g_1" },
+    cmid,
+    ts: 1,
+    body: { type: "text", text: cmid },
+    recipients: ["u_1", "u_2"],
+  };
+}
+
+Deno.test("threaded SQLite: errors cross the thread with their class, code and fields", async () => {
+  const store = openThreadedSqliteStore(":memory:");
+  try {
+    await store.migrate();
+    await store.fence("user/u_1", 5);
+    const fenced = await store.saveSnapshot("user/u_1", 3, new Uint8Array([1])).then(
+      () => null,
+      (err) => err,
+    );
+    assert.ok(fenced instanceof FencedError, String(fenced));
+    assert.equal(fenced.code, "fenced");
+    assert.equal(fenced.epoch, 3);
+    assert.equal(fenced.storedEpoch, 5);
+    await store.createUser({
+      userId: "u_1",
+      username: "ann",
+      passwordHash: "h",
+      createdAt: 1,
+      disabled: false,
+    });
+    const taken = await store.createUser({
+      userId: "u_2",
+      username: "ann",
+      passwordHash: "h",
+      createdAt: 1,
+      disabled: false,
+    }).then(() => null, (err) => err);
+    assert.ok(taken instanceof ImError);
+    assert.equal(taken.code, "username_taken");
+    // Binary data survives the round trip.
+    await store.saveSnapshot("user/u_1", 5, new Uint8Array([7, 8, 9]));
+    const snap = await store.loadSnapshot("user/u_1");
+    assert.deepEqual([...(snap?.data ?? [])], [7, 8, 9]);
+    assert.equal(store.kind, "sqlite");
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("threaded SQLite: a write waiting on another connection's lock blocks only the worker, then rejects with UnavailableError", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/im.sqlite3`;
+    const store = openThreadedSqliteStore(path, { busyTimeoutMs: 300 });
+    const other = new DatabaseSync(path);
+    try {
+      await store.migrate();
+      other.exec("BEGIN IMMEDIATE");
+      const write = store.append([request("c1")]);
+      // The main thread is free while the worker waits for the lock.
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 10);
+      await assert.rejects(write, UnavailableError);
+      clearInterval(timer);
+      assert.ok(ticks >= 5, `event loop ran ${ticks} ticks during the wait`);
+      other.exec("ROLLBACK");
+      assert.equal(await store.latestCseq("g:g_1"), 0);
+      const [result] = await store.append([request("c1")]);
+      assert.equal(result.status === "stored" && result.message.cseq, 1);
+    } finally {
+      other.close();
+      await store.close();
+    }
+  });
+});
+
+Deno.test("threaded SQLite: calls after close reject with UnavailableError; close is idempotent", async () => {
+  const store = openThreadedSqliteStore(":memory:");
+  await store.migrate();
+  await store.close();
+  await store.close();
+  await assert.rejects(store.latestSeq("u_1"), UnavailableError);
+});
+
+Deno.test("threaded SQLite: a file that cannot be opened makes migrate reject with the reason", async () => {
+  await withDir(async (dir) => {
+    // A directory where the database file should be.
+    await Deno.mkdir(`${dir}/im.sqlite3`);
+    const store = openThreadedSqliteStore(`${dir}/im.sqlite3`);
+    try {
+      await assert.rejects(store.migrate(), UnavailableError);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("threaded SQLite: an argument that cannot cross the thread fails that call only", async () => {
+  const store = openThreadedSqliteStore(":memory:");
+  try {
+    await store.migrate();
+    // deno-lint-ignore no-explicit-any
+    await assert.rejects(store.getUser((() => "x") as any));
+    assert.equal(await store.latestSeq("u_1"), 0);
+  } finally {
+    await store.close();
+  }
+});
