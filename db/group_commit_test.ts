@@ -252,8 +252,8 @@ Deno.test("batches also hold at most maxRows recipients, and a larger request go
 Deno.test("after a blocking commit, requests arriving within the linger join one batch", async () => {
   // A store that commits synchronously (like node:sqlite) for 20 ms, holding the thread.
   const batches: number[] = [];
-  const blocking: Pick<Store, "append"> & { kind: string } = {
-    kind: "sqlite",
+  const blocking: Pick<Store, "append" | "blocksThread"> = {
+    blocksThread: true,
     append(batch) {
       batches.push(batch.length);
       const end = performance.now() + 20;
