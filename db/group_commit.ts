@@ -34,8 +34,10 @@ export interface GroupCommitOptions {
   maxBatch?: number;
   /**
    * Most inbox rows (recipients, summed over the requests) per `store.append` call (default
-   * 4096); a single request with more recipients still goes alone. Bounds how long one commit
-   * holds a blocking store's thread: a batch of 16 sends to 1,000-member groups is 16,000 rows.
+   * 4096 for a blocking store, 16,384 otherwise); a single request with more recipients still
+   * goes alone. Bounds how long one commit takes (and, for a blocking store, holds the thread):
+   * a batch of 16 sends to 1,000-member groups is 16,000 rows. Bigger batches are cheaper per
+   * row: the inbox pages a group's members share are written once per commit.
    */
   maxRows?: number;
   /**
@@ -69,14 +71,15 @@ export class GroupCommit {
     if (!Number.isInteger(maxBatch) || maxBatch < 1) {
       throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
     }
-    const maxRows = options.maxRows ?? 4096;
+    const blocking = options.blocking ?? store.blocksThread === true;
+    const maxRows = options.maxRows ?? (blocking ? 4096 : 16_384);
     if (!Number.isInteger(maxRows) || maxRows < 1) {
       throw new RangeError(`maxRows must be a positive integer, got ${maxRows}`);
     }
     this.#store = store;
     this.#maxBatch = maxBatch;
     this.#maxRows = maxRows;
-    this.#blocking = options.blocking ?? store.blocksThread === true;
+    this.#blocking = blocking;
     this.#maxLingerMs = options.maxLingerMs ?? 2;
   }
 
