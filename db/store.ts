@@ -7,9 +7,10 @@
  * Guarantees every adapter keeps:
  * - A promise that resolves means the write is committed (durable), never merely buffered.
  * - **Fencing.** The store keeps, per actor id, the highest epoch it has seen. A fenced write
- *   (`fence`, `saveSnapshot`, `append`, `saveAck`) with an epoch lower than the stored one is
- *   rejected ({@link FencedError} or an `append` result of status `fenced`); an accepted write
- *   raises the stored epoch to its own. The check is part of the database write itself.
+ *   (`fence`, `saveSnapshot`, `append`, `saveAck`, each entry of `saveAcks`) with an epoch lower
+ *   than the stored one is rejected ({@link FencedError}, or an `append` / `saveAcks` result of
+ *   `fenced`); an accepted write raises the stored epoch to its own. The check is part of the
+ *   database write itself.
  * - `append` is one transaction for the whole batch (group commit). Per request it:
  *   de-duplicates by `(from, cmid)` with no time window; assigns the conversation's next `cseq`
  *   (from 1, +1, gapless); assigns every recipient's next inbox `seq` (per user, from 1, +1,
@@ -113,6 +114,22 @@ export interface AckCursor {
   device: string;
   seq: number;
 }
+
+/** One cursor of a {@link Store.saveAcks} batch, fenced by the epoch of the user actor that sent it. */
+export interface AckWrite {
+  /** The user actor (`user/<userId>`) whose epoch fences the entry. */
+  actorId: string;
+  epoch: number;
+  userId: string;
+  device: string;
+  seq: number;
+}
+
+/**
+ * Outcome of one {@link AckWrite}: `ok` (the cursor is at least `seq` now) or `fenced` (the
+ * actor's stored epoch is newer: nothing was written for the entry).
+ */
+export type AckWriteResult = "ok" | "fenced";
 
 /** A persisted actor snapshot. */
 export interface Snapshot {
@@ -278,6 +295,14 @@ export interface Store {
     device: string,
     seq: number,
   ): Promise<void>;
+  /**
+   * Writes many cursors in one transaction (the node's ack writer batches every user actor's
+   * cursors into one call): each entry as {@link Store.saveAck} would (forward only, fenced by
+   * its actor's epoch). Results in request order. A stale entry is skipped (`fenced`) without
+   * failing the others; an accepted one raises its actor's stored epoch to its own. Several
+   * entries may name one actor or one device (the highest `seq` of the accepted ones wins).
+   */
+  saveAcks(batch: AckWrite[]): Promise<AckWriteResult[]>;
   loadAcks(userId: string): Promise<AckCursor[]>;
 
   // ---- administration ----

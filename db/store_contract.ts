@@ -19,6 +19,7 @@ import type {
   StoredMessage,
   UserRecord,
 } from "./store.ts";
+import { ACK_STEPS } from "./store_contract_acks.ts";
 import { MESSAGE_FEATURE_STEPS } from "./store_contract_messages.ts";
 import { SOCIAL_STEPS } from "./store_contract_social.ts";
 
@@ -936,6 +937,8 @@ const STEPS: [string, Step][] = [
   // ---- message features (store_contract_messages.ts) ----
   ...MESSAGE_FEATURE_STEPS,
   ...SOCIAL_STEPS,
+  // ---- batched ack cursors (store_contract_acks.ts) ----
+  ...ACK_STEPS,
 ];
 
 // ---- the concurrency property ----

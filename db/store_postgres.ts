@@ -21,6 +21,8 @@ import {
 } from "./migrations_postgres.ts";
 import type {
   AckCursor,
+  AckWrite,
+  AckWriteResult,
   AppendRequest,
   AppendResult,
   AuditEntry,
@@ -455,6 +457,47 @@ class PostgresStore implements Store {
       const [{ stored }] = await sql`
         SELECT im_save_ack(${actorId}, ${epoch}, ${userId}, ${device}, ${seq}) AS stored`;
       checkFence(actorId, epoch, stored as number);
+    });
+  }
+
+  saveAcks(batch: AckWrite[]): Promise<AckWriteResult[]> {
+    if (batch.length === 0) return Promise.resolve([]);
+    // One statement, so fencing and the writes are one transaction. Each actor is fenced once,
+    // with its highest epoch in the batch (entries of a lower epoch are stale either way); the
+    // row lock taken by the fence is held until commit, so a newer activation's fence waits for
+    // these writes or rejects them. Rows are locked in byte order of their keys (actor_epochs,
+    // then acks), so concurrent batches of several nodes queue instead of deadlocking.
+    const input = JSON.stringify(batch);
+    return this.#idempotent(async (sql) => {
+      const rows = await sql`
+        WITH input AS (
+          SELECT * FROM json_to_recordset(${input}::text::json)
+            AS t("actorId" text, epoch bigint, "userId" text, device text, seq bigint)
+        ),
+        wanted AS (
+          SELECT "actorId" AS actor_id, max(epoch) AS epoch FROM input GROUP BY "actorId"
+        ),
+        accepted AS (
+          INSERT INTO actor_epochs AS e (actor_id, epoch)
+          SELECT actor_id, epoch FROM wanted ORDER BY actor_id COLLATE "C"
+          ON CONFLICT (actor_id) DO UPDATE SET epoch = excluded.epoch
+          WHERE e.epoch <= excluded.epoch
+          RETURNING e.actor_id, e.epoch
+        ),
+        written AS (
+          INSERT INTO acks AS a (user_id, device, seq)
+          SELECT i."userId", i.device, max(i.seq) FROM input i
+          JOIN accepted x ON x.actor_id = i."actorId" AND x.epoch = i.epoch
+          GROUP BY i."userId", i.device
+          ORDER BY i."userId" COLLATE "C", i.device COLLATE "C"
+          ON CONFLICT (user_id, device) DO UPDATE SET seq = excluded.seq
+          WHERE a.seq < excluded.seq
+          RETURNING 1
+        )
+        SELECT actor_id, epoch FROM accepted`;
+      const ok = new Map<string, number>();
+      for (const r of rows) ok.set(r.actor_id as string, Number(r.epoch));
+      return batch.map((w) => (ok.get(w.actorId) === w.epoch ? "ok" : "fenced"));
     });
   }
 
