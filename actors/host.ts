@@ -42,7 +42,8 @@ import {
   toImError,
 } from "./errors.ts";
 import { HookRegistry } from "./hooks.ts";
-import { DeferredReply, Mailbox } from "./mailbox.ts";
+import { DeferredReply, Mailbox, type MailboxHandler } from "./mailbox.ts";
+import { HeapTimer, TimerHeap } from "./timer_heap.ts";
 import type { Store } from "../db/store.ts";
 import type { Placement } from "../cluster/placement.ts";
 import type { Membership } from "../cluster/membership.ts";
@@ -140,38 +141,172 @@ interface Waiting {
   reject: (err: unknown) => void;
 }
 
-interface Activation<Svc> {
-  readonly id: ActorId;
-  readonly kind: string;
-  readonly key: string;
-  readonly behavior: Behavior<unknown, Svc>;
-  readonly idleAfter: number;
-  readonly capacity: number;
-  status: Status;
+/**
+ * What activations and their contexts call back into: one object per host (closures made once),
+ * so an activation carries no closures of its own.
+ */
+interface HostOps<Svc> {
+  readonly services: Svc;
+  turn(rec: Activation<Svc>, item: Item): Promise<unknown>;
+  idle(rec: Activation<Svc>): void;
+  tell(rec: Activation<Svc>, to: ActorId, type: string, body: unknown): void;
+  ask(
+    rec: Activation<Svc>,
+    to: ActorId,
+    type: string,
+    body: unknown,
+    timeoutMs?: number,
+  ): Promise<unknown>;
+  setTimer(
+    rec: Activation<Svc>,
+    name: string,
+    delayMs: number,
+    type: string,
+    body: unknown,
+    repeat: boolean,
+  ): void;
+  cancelTimer(rec: Activation<Svc>, name: string): void;
+  snapshot(rec: Activation<Svc>): Promise<void>;
+  defer<T>(rec: Activation<Svc>, work: Promise<T>): DeferredReply<T>;
+  emit(rec: Activation<Svc>, event: string, payload: unknown): void;
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
+
+/**
+ * One activation. Lean on purpose: every connected user keeps its user actor active, so this
+ * record (with its context, mailbox and timers) is paid once per connection. Rarely used parts
+ * (backlog, waiters, the snapshot chain) are allocated on first use.
+ */
+class Activation<Svc> implements MailboxHandler<Item> {
+  status: Status = "activating";
   /** 0 until claimed. */
-  epoch: number;
+  epoch = 0;
   /** Clock time at which the last confirmed lease (claim or renewal) was requested. */
-  leaseFrom: number;
-  state: unknown;
-  mailbox: Mailbox<Item>;
-  ctx: ActorContext<unknown, Svc>;
-  timers: Map<string, { handle: Timer; repeat: boolean }>;
-  idleTimer: Timer | undefined;
+  leaseFrom = 0;
+  state: unknown = undefined;
+  readonly mailbox: Mailbox<Item>;
+  readonly ctx: ActorContext<unknown, Svc>;
+  /** Behaviour timers, a linked list through {@link ActorTimer.next}. */
+  timers: ActorTimer<Svc> | null = null;
+  /** The passivation check (allocated once, rescheduled). */
+  idleTimer: IdleTimer<Svc> | null = null;
   lastActivity: number;
   /** Turns since the last snapshot (a passivation snapshot is skipped when 0). */
-  dirty: number;
+  dirty = 0;
   /** Successful turns towards `{everyTurns}`. */
-  okTurns: number;
+  okTurns = 0;
   /** Deferred replies not yet settled. */
-  inflight: number;
-  inflightWaiters: (() => void)[];
-  stopRequested: boolean;
-  passivation: Promise<void> | null;
+  inflight = 0;
+  inflightWaiters: (() => void)[] | null = null;
+  stopRequested = false;
+  passivation: Promise<void> | null = null;
   /** Messages that arrived during passivation; re-delivered (re-activating) afterwards. */
-  backlog: Waiting[];
-  snapshotChain: Promise<void>;
+  backlog: Waiting[] | null = null;
+  /** The last snapshot write queued (null when none is in flight). */
+  snapshotChain: Promise<void> | null = null;
   /** Settles when the activation attempt has finished (either way). */
-  ready: Promise<void>;
+  ready: Promise<void> = RESOLVED;
+
+  constructor(
+    readonly ops: HostOps<Svc>,
+    readonly id: ActorId,
+    readonly kind: string,
+    readonly key: string,
+    readonly behavior: Behavior<unknown, Svc>,
+    readonly idleAfter: number,
+    readonly capacity: number,
+    clock: () => number,
+  ) {
+    this.lastActivity = clock();
+    this.mailbox = new Mailbox<Item>({ owner: id, capacity, clock, paused: true, handler: this });
+    this.ctx = new ActorCtx(this);
+  }
+
+  /** Mailbox handler: runs one turn. */
+  run(item: Item): Promise<unknown> {
+    return this.ops.turn(this, item);
+  }
+
+  /** Mailbox handler: nothing running, nothing waiting. */
+  onIdle(): void {
+    this.ops.idle(this);
+  }
+}
+
+/** A behaviour timer (`ctx.setTimer`) on the host's timer heap. */
+class ActorTimer<Svc> extends HeapTimer {
+  next: ActorTimer<Svc> | null = null;
+  constructor(
+    readonly rec: Activation<Svc>,
+    readonly name: string,
+    public type: string,
+    public body: unknown,
+    public delay: number,
+    public repeat: boolean,
+  ) {
+    super();
+  }
+}
+
+/** The passivation check of one activation on the host's timer heap. */
+class IdleTimer<Svc> extends HeapTimer {
+  constructor(readonly rec: Activation<Svc>) {
+    super();
+  }
+}
+
+/** The context handlers see: a view of the activation (methods on the prototype). */
+class ActorCtx<Svc> implements ActorContext<unknown, Svc> {
+  readonly #rec: Activation<Svc>;
+  constructor(rec: Activation<Svc>) {
+    this.#rec = rec;
+  }
+  get id(): ActorId {
+    return this.#rec.id;
+  }
+  get kind(): string {
+    return this.#rec.kind;
+  }
+  get key(): string {
+    return this.#rec.key;
+  }
+  get epoch(): number {
+    return this.#rec.epoch;
+  }
+  get state(): unknown {
+    return this.#rec.state;
+  }
+  set state(value: unknown) {
+    this.#rec.state = value;
+  }
+  get services(): Svc {
+    return this.#rec.ops.services;
+  }
+  tell(to: ActorId, type: string, body: unknown): void {
+    this.#rec.ops.tell(this.#rec, to, type, body);
+  }
+  ask<T>(to: ActorId, type: string, body: unknown, timeoutMs?: number): Promise<T> {
+    return this.#rec.ops.ask(this.#rec, to, type, body, timeoutMs) as Promise<T>;
+  }
+  setTimer(name: string, delayMs: number, type: string, body?: unknown, repeat?: boolean): void {
+    this.#rec.ops.setTimer(this.#rec, name, delayMs, type, body, repeat ?? false);
+  }
+  cancelTimer(name: string): void {
+    this.#rec.ops.cancelTimer(this.#rec, name);
+  }
+  snapshot(): Promise<void> {
+    return this.#rec.ops.snapshot(this.#rec);
+  }
+  defer<T>(work: Promise<T>): DeferredReply<T> {
+    return this.#rec.ops.defer(this.#rec, work);
+  }
+  stop(): void {
+    this.#rec.stopRequested = true;
+  }
+  emit(event: string, payload: unknown): void {
+    this.#rec.ops.emit(this.#rec, event, payload);
+  }
 }
 
 // Plain MessagePack (no msgpackr record extension) so any reader can decode a snapshot.
@@ -231,6 +366,9 @@ export class ActorHost<Svc> {
   #closed = false;
   /** Membership reported this node lost and it has not rejoined yet. */
   #selfLost = false;
+  readonly #ops: HostOps<Svc>;
+  /** Every activation's timers (behaviour timers and passivation checks) on one native timer. */
+  readonly #timers: TimerHeap<ActorTimer<Svc> | IdleTimer<Svc>>;
 
   constructor(options: ActorHostOptions<Svc>) {
     this.#nodeId = options.nodeId;
@@ -252,6 +390,21 @@ export class ActorHost<Svc> {
       throw new RangeError("renewEveryMs must be positive and below leaseMs");
     }
     this.hooks = new HookRegistry(this.#logger);
+    this.#timers = new TimerHeap(this.#clock, (t) => this.#timerFired(t));
+    this.#ops = {
+      services: this.#services,
+      turn: (rec, item) => this.#turn(rec, item),
+      idle: (rec) => this.#onIdle(rec),
+      tell: (rec, to, type, body) => this.#send.tell(to, type, body, { sender: rec.id }),
+      ask: (rec, to, type, body, timeoutMs) =>
+        this.#ask(rec.id, to, type, body, timeoutMs ?? this.#askTimeoutMs),
+      setTimer: (rec, name, delayMs, type, body, repeat) =>
+        this.#setTimer(rec, name, delayMs, type, body, repeat),
+      cancelTimer: (rec, name) => this.#cancelTimer(rec, name),
+      snapshot: (rec) => this.#writeSnapshot(rec),
+      defer: (rec, work) => this.#defer(rec, work),
+      emit: (rec, event, payload) => this.hooks.emit(rec.id, rec.kind, event, payload),
+    };
     // A node that cannot heartbeat is presumed dead by the others, who may take its actors over.
     this.#membership.onSelfLost(() => {
       this.#selfLost = true;
@@ -321,7 +474,9 @@ export class ActorHost<Svc> {
   /** Counters; see {@link HostStats}. */
   stats(): HostStats {
     let depth = 0;
-    for (const rec of this.#records.values()) depth += rec.mailbox.depth + rec.backlog.length;
+    for (const rec of this.#records.values()) {
+      depth += rec.mailbox.depth + (rec.backlog?.length ?? 0);
+    }
     return {
       active: this.#records.size,
       activations: this.#activations,
@@ -374,6 +529,7 @@ export class ActorHost<Svc> {
     this.#closed = true;
     this.#stopping = true;
     this.dropAll("host closed");
+    this.#timers.clear();
     this.#stopRenewLoop();
     if (this.#renewing) await this.#renewing;
   }
@@ -403,9 +559,10 @@ export class ActorHost<Svc> {
       rec = this.#startActivation(env.to, parsed.kind, parsed.key, behavior);
     }
     if (rec.status === "passivating") {
-      if (rec.backlog.length >= rec.capacity) throw new MailboxFullError(env.to);
+      const backlog = rec.backlog ??= [];
+      if (backlog.length >= rec.capacity) throw new MailboxFullError(env.to);
       const { promise, resolve, reject } = Promise.withResolvers<unknown>();
-      rec.backlog.push({ envelope: env, resolve, reject });
+      backlog.push({ envelope: env, resolve, reject });
       return promise;
     }
     return this.#enqueue(rec, env);
@@ -428,46 +585,33 @@ export class ActorHost<Svc> {
     key: string,
     behavior: Behavior<unknown, Svc>,
   ): Activation<Svc> {
-    const capacity = behavior.mailboxCapacity ?? this.#mailboxCapacity;
-    const rec = {
+    const rec = new Activation(
+      this.#ops,
       id,
       kind,
       key,
       behavior,
-      idleAfter: behavior.passivateAfterMs ?? this.#passivateAfterMs,
-      capacity,
-      status: "activating",
-      epoch: 0,
-      leaseFrom: 0,
-      state: undefined,
-      timers: new Map(),
-      idleTimer: undefined,
-      lastActivity: this.#clock(),
-      dirty: 0,
-      okTurns: 0,
-      inflight: 0,
-      inflightWaiters: [],
-      stopRequested: false,
-      passivation: null,
-      backlog: [],
-      snapshotChain: Promise.resolve(),
-    } as unknown as Activation<Svc>;
-    rec.mailbox = new Mailbox<Item>({
-      owner: id,
-      capacity,
-      clock: this.#clock,
-      paused: true,
-      run: (item) => this.#turn(rec, item),
-      onIdle: () => this.#onIdle(rec),
-    });
-    rec.ctx = this.#context(rec);
+      behavior.passivateAfterMs ?? this.#passivateAfterMs,
+      behavior.mailboxCapacity ?? this.#mailboxCapacity,
+      this.#clock,
+    );
     this.#records.set(id, rec);
     this.#startRenewLoop();
-    rec.ready = this.#activate(rec);
+    const ready = this.#activate(rec);
+    // Kept only while activating: a settled activation needs no promise of its own.
+    if (rec.status === "activating") rec.ready = ready;
     return rec;
   }
 
   async #activate(rec: Activation<Svc>): Promise<void> {
+    try {
+      await this.#activateSteps(rec);
+    } finally {
+      rec.ready = RESOLVED;
+    }
+  }
+
+  async #activateSteps(rec: Activation<Svc>): Promise<void> {
     const { id, key, behavior } = rec;
     let claimed = false;
     try {
@@ -634,39 +778,15 @@ export class ActorHost<Svc> {
         throw err;
       }
     };
-    const p = rec.snapshotChain.then(run, run);
-    rec.snapshotChain = p.then(() => {}, () => {});
+    // Serialised per actor; the chain is dropped once the last write has settled.
+    const p = (rec.snapshotChain ?? RESOLVED).then(run, run);
+    const tail: Promise<void> = p.then(() => {
+      if (rec.snapshotChain === tail) rec.snapshotChain = null;
+    }, () => {
+      if (rec.snapshotChain === tail) rec.snapshotChain = null;
+    });
+    rec.snapshotChain = tail;
     return p;
-  }
-
-  #context(rec: Activation<Svc>): ActorContext<unknown, Svc> {
-    return {
-      id: rec.id,
-      kind: rec.kind,
-      key: rec.key,
-      get epoch() {
-        return rec.epoch;
-      },
-      get state() {
-        return rec.state;
-      },
-      set state(value: unknown) {
-        rec.state = value;
-      },
-      services: this.#services,
-      tell: (to, type, body) => this.#send.tell(to, type, body, { sender: rec.id }),
-      ask: <T>(to: ActorId, type: string, body: unknown, timeoutMs?: number): Promise<T> =>
-        this.#ask(rec.id, to, type, body, timeoutMs ?? this.#askTimeoutMs) as Promise<T>,
-      setTimer: (name, delayMs, type, body, repeat) =>
-        this.#setTimer(rec, name, delayMs, type, body, repeat ?? false),
-      cancelTimer: (name) => this.#cancelTimer(rec, name),
-      snapshot: () => this.#writeSnapshot(rec),
-      defer: <T>(work: Promise<T>) => this.#defer(rec, work),
-      stop: () => {
-        rec.stopRequested = true;
-      },
-      emit: (event, payload) => this.hooks.emit(rec.id, rec.kind, event, payload),
-    };
   }
 
   #ask(from: ActorId, to: ActorId, type: string, body: unknown, timeoutMs: number) {
@@ -705,7 +825,9 @@ export class ActorHost<Svc> {
       rec.inflight--;
       rec.lastActivity = this.#clock();
       if (rec.inflight === 0) {
-        for (const wake of rec.inflightWaiters.splice(0)) wake();
+        const waiters = rec.inflightWaiters;
+        rec.inflightWaiters = null;
+        if (waiters) { for (const wake of waiters) wake(); }
         if (rec.mailbox.idle) this.#onIdle(rec);
       }
     });
@@ -726,51 +848,81 @@ export class ActorHost<Svc> {
     repeat: boolean,
   ): void {
     if (rec.status !== "active" && rec.status !== "activating") return;
-    this.#cancelTimer(rec, name);
-    const fire = () => {
-      if (!repeat) rec.timers.delete(name);
-      if (rec.status !== "active" && rec.status !== "activating") return;
-      const item: Item = {
-        t: "msg",
-        type,
-        body,
-        meta: { type, sender: `timer:${name}` },
-        internal: true,
-      };
-      try {
-        rec.mailbox.enqueue(item).catch((err) => {
-          if (rec.status === "dropped" || rec.status === "gone") return;
-          this.#logger.warn("timer turn failed", {
-            actorId: rec.id,
-            timer: name,
-            error: describe(err),
-          });
-        });
-      } catch (err) {
-        this.#logger.warn("timer message refused", {
+    const ms = Math.min(Math.max(0, delayMs), MAX_TIMER_MS);
+    const delay = repeat ? Math.max(1, ms) : ms;
+    // A timer with the same name is replaced: its entry is reused.
+    let t = rec.timers;
+    while (t && t.name !== name) t = t.next;
+    if (t) {
+      t.type = type;
+      t.body = body;
+      t.delay = delay;
+      t.repeat = repeat;
+    } else {
+      t = new ActorTimer(rec, name, type, body, delay, repeat);
+      t.next = rec.timers;
+      rec.timers = t;
+    }
+    this.#timers.schedule(t, this.#clock() + delay);
+  }
+
+  #timerFired(t: ActorTimer<Svc> | IdleTimer<Svc>): void {
+    if (t instanceof IdleTimer) {
+      this.#idleCheck(t.rec);
+      return;
+    }
+    const rec = t.rec;
+    if (t.repeat) this.#timers.schedule(t, this.#clock() + t.delay);
+    else this.#unlinkTimer(rec, t);
+    if (rec.status !== "active" && rec.status !== "activating") return;
+    const name = t.name;
+    const item: Item = {
+      t: "msg",
+      type: t.type,
+      body: t.body,
+      meta: { type: t.type, sender: `timer:${name}` },
+      internal: true,
+    };
+    try {
+      rec.mailbox.enqueue(item).catch((err) => {
+        if (rec.status === "dropped" || rec.status === "gone") return;
+        this.#logger.warn("timer turn failed", {
           actorId: rec.id,
           timer: name,
           error: describe(err),
         });
-      }
-    };
-    const ms = Math.min(Math.max(0, delayMs), MAX_TIMER_MS);
-    const handle = repeat ? setInterval(fire, Math.max(1, ms)) : setTimeout(fire, ms);
-    rec.timers.set(name, { handle, repeat });
+      });
+    } catch (err) {
+      this.#logger.warn("timer message refused", {
+        actorId: rec.id,
+        timer: name,
+        error: describe(err),
+      });
+    }
+  }
+
+  #unlinkTimer(rec: Activation<Svc>, t: ActorTimer<Svc>): void {
+    if (rec.timers === t) rec.timers = t.next;
+    else {
+      let p = rec.timers;
+      while (p && p.next !== t) p = p.next;
+      if (p) p.next = t.next;
+    }
+    t.next = null;
   }
 
   #cancelTimer(rec: Activation<Svc>, name: string): void {
-    const t = rec.timers.get(name);
+    let t = rec.timers;
+    while (t && t.name !== name) t = t.next;
     if (!t) return;
-    if (t.repeat) clearInterval(t.handle);
-    else clearTimeout(t.handle);
-    rec.timers.delete(name);
+    this.#timers.remove(t);
+    this.#unlinkTimer(rec, t);
   }
 
   #cancelAllTimers(rec: Activation<Svc>): void {
-    for (const name of [...rec.timers.keys()]) this.#cancelTimer(rec, name);
-    if (rec.idleTimer !== undefined) clearTimeout(rec.idleTimer);
-    rec.idleTimer = undefined;
+    for (let t = rec.timers; t; t = t.next) this.#timers.remove(t);
+    rec.timers = null;
+    if (rec.idleTimer) this.#timers.remove(rec.idleTimer);
   }
 
   // ------------------------------------------------------------------------ passivation
@@ -782,26 +934,26 @@ export class ActorHost<Svc> {
   }
 
   #armIdle(rec: Activation<Svc>): void {
-    if (rec.idleTimer !== undefined || !Number.isFinite(rec.idleAfter) || rec.idleAfter < 0) {
+    if ((rec.idleTimer?.index ?? -1) >= 0 || !Number.isFinite(rec.idleAfter) || rec.idleAfter < 0) {
       return;
     }
-    const wait = Math.max(0, rec.lastActivity + rec.idleAfter - this.#clock());
-    // One timer per idle period rather than one reset per message: when it fires early
+    // One check per idle period rather than one reset per message: when it comes early
     // (activity since), it re-arms for the remainder.
-    rec.idleTimer = setTimeout(() => {
-      rec.idleTimer = undefined;
-      if (rec.status !== "active" || !rec.mailbox.idle || rec.inflight > 0) return;
-      if (this.#clock() - rec.lastActivity >= rec.idleAfter) void this.#passivate(rec, false);
-      else this.#armIdle(rec);
-    }, Math.min(wait, MAX_TIMER_MS));
+    rec.idleTimer ??= new IdleTimer(rec);
+    this.#timers.schedule(rec.idleTimer, rec.lastActivity + rec.idleAfter);
+  }
+
+  #idleCheck(rec: Activation<Svc>): void {
+    if (rec.status !== "active" || !rec.mailbox.idle || rec.inflight > 0) return;
+    if (this.#clock() - rec.lastActivity >= rec.idleAfter) void this.#passivate(rec, false);
+    else this.#armIdle(rec);
   }
 
   #passivate(rec: Activation<Svc>, final: boolean): Promise<void> {
     if (rec.status === "passivating") return rec.passivation ?? Promise.resolve();
     if (rec.status !== "active") return Promise.resolve();
     rec.status = "passivating";
-    if (rec.idleTimer !== undefined) clearTimeout(rec.idleTimer);
-    rec.idleTimer = undefined;
+    if (rec.idleTimer) this.#timers.remove(rec.idleTimer);
     rec.passivation = this.#runPassivation(rec, final);
     return rec.passivation;
   }
@@ -864,7 +1016,7 @@ export class ActorHost<Svc> {
         });
         resolve();
       }, this.#leaseMs);
-      rec.inflightWaiters.push(() => {
+      (rec.inflightWaiters ??= []).push(() => {
         clearTimeout(timer);
         resolve();
       });
@@ -875,7 +1027,8 @@ export class ActorHost<Svc> {
     rec.status = "active";
     rec.stopRequested = false;
     rec.passivation = null;
-    const backlog = rec.backlog.splice(0);
+    const backlog = rec.backlog ?? [];
+    rec.backlog = null;
     for (const w of backlog) this.#redeliver(w, () => this.#enqueue(rec, w.envelope));
     rec.lastActivity = this.#clock();
     if (rec.mailbox.idle) this.#armIdle(rec);
@@ -887,7 +1040,8 @@ export class ActorHost<Svc> {
     this.#forget(rec);
     rec.mailbox.close(() => new MovedError(rec.id));
     this.#passivations++;
-    const backlog = rec.backlog.splice(0);
+    const backlog = rec.backlog ?? [];
+    rec.backlog = null;
     // In arrival order: the first re-activates the actor, the others join that activation.
     for (const w of backlog) this.#redeliver(w, () => this.#deliver(w.envelope));
   }
@@ -910,8 +1064,12 @@ export class ActorHost<Svc> {
     this.#forget(rec);
     const err = error ?? new MovedError(rec.id);
     rec.mailbox.close(() => err);
-    for (const w of rec.backlog.splice(0)) w.reject(err);
-    for (const wake of rec.inflightWaiters.splice(0)) wake();
+    const backlog = rec.backlog ?? [];
+    const waiters = rec.inflightWaiters ?? [];
+    rec.backlog = null;
+    rec.inflightWaiters = null;
+    for (const w of backlog) w.reject(err);
+    for (const wake of waiters) wake();
     if (wasActive) this.#drops++;
     if (log) {
       this.#logger.warn("actor dropped", { actorId: rec.id, epoch: rec.epoch, reason });

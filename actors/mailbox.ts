@@ -30,18 +30,31 @@ export class DeferredReply<T> implements Deferred<T> {
   }
 }
 
-/** Options of {@link Mailbox}. */
+/**
+ * The turn runner as an object (the actor host passes its activation record, so a mailbox needs
+ * no closures of its own).
+ */
+export interface MailboxHandler<T> {
+  /** Runs one turn. Its (awaited) value settles the entry, unless it is a DeferredReply. */
+  run(item: T): unknown;
+  /** Called whenever the mailbox has no running turn and nothing waiting. */
+  onIdle?(): void;
+}
+
+/** Options of {@link Mailbox}. Give `handler`, or `run` (and optionally `onIdle`). */
 export interface MailboxOptions<T> {
   /** Who owns the mailbox (an actor id), for error messages. */
   owner: string;
   /** Maximum number of waiting entries (the running one not counted). */
   capacity: number;
   /** Runs one turn. Its (awaited) value settles the entry, unless it is a DeferredReply. */
-  run: (item: T) => unknown;
+  run?: (item: T) => unknown;
   /** Time source for deadlines (default `Date.now`). */
   clock?: () => number;
   /** Called whenever the mailbox has no running turn and nothing waiting. */
   onIdle?: () => void;
+  /** Runs turns and hears of idleness (instead of `run` and `onIdle`). */
+  handler?: MailboxHandler<T>;
   /** Start paused: nothing runs until {@link Mailbox.start}. */
   paused?: boolean;
 }
@@ -54,6 +67,10 @@ export interface EnqueueOptions {
   force?: boolean;
 }
 
+/** The queue of every empty mailbox (never written: `enqueue` replaces it first). */
+// deno-lint-ignore no-explicit-any
+const EMPTY: any[] = Object.freeze([]) as unknown as any[];
+
 interface Entry<T> {
   item: T;
   deadline?: number;
@@ -65,11 +82,11 @@ interface Entry<T> {
 export class Mailbox<T> {
   readonly #owner: string;
   readonly #capacity: number;
-  readonly #run: (item: T) => unknown;
+  readonly #handler: MailboxHandler<T>;
   readonly #clock: () => number;
-  readonly #onIdle?: () => void;
-  // A deque as an array plus a head index: shift() on large arrays is O(n).
-  #queue: (Entry<T> | undefined)[] = [];
+  // A deque as an array plus a head index: shift() on large arrays is O(n). Shared empty until
+  // the first entry (most mailboxes are empty most of the time).
+  #queue: (Entry<T> | undefined)[] = EMPTY;
   #head = 0;
   #running = false;
   #scheduled = false;
@@ -80,9 +97,10 @@ export class Mailbox<T> {
     if (!(options.capacity >= 1)) throw new RangeError("Mailbox capacity must be at least 1");
     this.#owner = options.owner;
     this.#capacity = options.capacity;
-    this.#run = options.run;
+    if (options.handler) this.#handler = options.handler;
+    else if (options.run) this.#handler = { run: options.run, onIdle: options.onIdle };
+    else throw new TypeError("A mailbox needs a handler or run");
     this.#clock = options.clock ?? Date.now;
-    this.#onIdle = options.onIdle;
     this.#paused = options.paused ?? false;
   }
 
@@ -114,6 +132,7 @@ export class Mailbox<T> {
     if (this.#closed) throw this.#closed(item);
     if (!options.force && this.depth >= this.#capacity) throw new MailboxFullError(this.#owner);
     const { promise, resolve, reject } = Promise.withResolvers<unknown>();
+    if (this.#queue === EMPTY) this.#queue = [];
     this.#queue.push({ item, deadline: options.deadline, resolve, reject });
     this.#schedule();
     return promise;
@@ -140,7 +159,7 @@ export class Mailbox<T> {
     const e = this.#queue[this.#head];
     this.#queue[this.#head++] = undefined;
     if (this.#head >= this.#queue.length) {
-      this.#queue = [];
+      this.#queue = EMPTY;
       this.#head = 0;
     } else if (this.#head >= 1024 && this.#head * 2 >= this.#queue.length) {
       this.#queue = this.#queue.slice(this.#head);
@@ -172,7 +191,7 @@ export class Mailbox<T> {
           continue;
         }
         try {
-          const out = await this.#run(entry.item);
+          const out = await this.#handler.run(entry.item);
           entry.resolve(out instanceof DeferredReply ? out.deferred : out);
         } catch (err) {
           entry.reject(err);
@@ -181,6 +200,6 @@ export class Mailbox<T> {
     } finally {
       this.#running = false;
     }
-    if (this.depth === 0 && !this.#closed && this.#onIdle) this.#onIdle();
+    if (this.depth === 0 && !this.#closed) this.#handler.onIdle?.();
   }
 }

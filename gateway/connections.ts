@@ -21,41 +21,54 @@ export interface Connection {
   close(code: number, reason: string): void;
 }
 
-/** Local connections by user. */
+/**
+ * Local connections by user. A user with one connection here (the common case) is stored as
+ * that connection; a Set is made only for a second one (a Set per user was a large share of the
+ * memory of an idle connection).
+ */
 export class ConnectionRegistry {
-  readonly #byUser = new Map<string, Set<Connection>>();
+  readonly #byUser = new Map<string, Connection | Set<Connection>>();
   #count = 0;
 
-  /** Adds an authenticated connection. */
+  /** Adds an authenticated connection (idempotent). */
   add(conn: Connection): void {
-    let set = this.#byUser.get(conn.userId);
-    if (!set) {
-      set = new Set();
-      this.#byUser.set(conn.userId, set);
+    const cur = this.#byUser.get(conn.userId);
+    if (cur === undefined) {
+      this.#byUser.set(conn.userId, conn);
+    } else if (cur instanceof Set) {
+      if (cur.has(conn)) return;
+      cur.add(conn);
+    } else {
+      if (cur === conn) return;
+      this.#byUser.set(conn.userId, new Set([cur, conn]));
     }
-    if (!set.has(conn)) {
-      set.add(conn);
-      this.#count++;
-    }
+    this.#count++;
   }
 
   /** Removes a connection (idempotent). */
   remove(conn: Connection): void {
-    const set = this.#byUser.get(conn.userId);
-    if (set?.delete(conn)) {
+    const cur = this.#byUser.get(conn.userId);
+    if (cur === conn) {
+      this.#byUser.delete(conn.userId);
       this.#count--;
-      if (set.size === 0) this.#byUser.delete(conn.userId);
+    } else if (cur instanceof Set && cur.delete(conn)) {
+      this.#count--;
+      if (cur.size === 1) this.#byUser.set(conn.userId, cur.values().next().value!);
     }
   }
 
   /** The local connections of a user. */
   forUser(userId: string): Iterable<Connection> {
-    return this.#byUser.get(userId) ?? [];
+    const cur = this.#byUser.get(userId);
+    return cur === undefined ? [] : cur instanceof Set ? cur : [cur];
   }
 
   /** Every local connection. */
   *all(): Iterable<Connection> {
-    for (const set of this.#byUser.values()) yield* set;
+    for (const cur of this.#byUser.values()) {
+      if (cur instanceof Set) yield* cur;
+      else yield cur;
+    }
   }
 
   /** Number of authenticated connections. */
@@ -79,15 +92,20 @@ export class ConnectionRegistry {
     for (const d of deliveries) {
       let fanout: SeqFanout | null = null;
       for (let i = 0; i < d.users.length; i++) {
-        const set = this.#byUser.get(d.users[i]);
-        if (!set) continue;
+        const cur = this.#byUser.get(d.users[i]);
+        if (cur === undefined) continue;
         let frame = d.frame;
         if (d.seqs) {
           fanout ??= new SeqFanout(d.frame);
           frame = fanout.frameFor(d.seqs[i]);
         }
-        for (const conn of set) {
-          conn.push(frame);
+        if (cur instanceof Set) {
+          for (const conn of cur) {
+            conn.push(frame);
+            n++;
+          }
+        } else {
+          cur.push(frame);
           n++;
         }
       }

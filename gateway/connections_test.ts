@@ -40,3 +40,32 @@ Deno.test("a delivery without seqs pushes the frame unchanged", () => {
   reg.deliver([{ frame, users: ["u_a"] }]);
   assert.equal(a.frames[0], frame);
 });
+
+Deno.test("a user's connections are added and removed one by one, whatever their number", () => {
+  const reg = new ConnectionRegistry();
+  const a1 = conn("c1", "u_a");
+  const a2 = conn("c2", "u_a");
+  const a3 = conn("c3", "u_a");
+  reg.add(a1);
+  reg.add(a1); // idempotent
+  assert.equal(reg.size, 1);
+  assert.deepEqual([...reg.forUser("u_a")], [a1]);
+  reg.add(a2);
+  reg.add(a3);
+  reg.add(a2);
+  assert.equal(reg.size, 3);
+  assert.equal(reg.users, 1);
+  assert.deepEqual(new Set(reg.forUser("u_a")), new Set([a1, a2, a3]));
+  reg.remove(a2);
+  reg.remove(a2); // idempotent
+  reg.remove(a1);
+  assert.deepEqual([...reg.forUser("u_a")], [a3]);
+  assert.deepEqual([...reg.all()], [a3]);
+  reg.add(a1);
+  assert.equal(reg.deliver([{ frame: { op: "typing" }, users: ["u_a"] }]), 2);
+  reg.remove(a3);
+  reg.remove(a1);
+  assert.equal(reg.size, 0);
+  assert.equal(reg.users, 0);
+  assert.deepEqual([...reg.forUser("u_a")], []);
+});

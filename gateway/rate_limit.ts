@@ -104,12 +104,22 @@ function makeBuckets(
 /** The outcome of {@link ConnectionLimiter.check}. */
 export type RateDecision = "allow" | "refuse" | "close";
 
+/** A user's entry: reference counted by its connections; buckets made on first use. */
+interface UserEntry {
+  refs: number;
+  buckets: Buckets | null;
+}
+
 /**
  * The per-user buckets of one node, shared by that user's connections. Entries live while the
  * user has a connection here (reference counted), so memory follows the connection count.
+ *
+ * Buckets are made when first drawn on (an untouched bucket is full, so making it later changes
+ * nothing): an idle connection holds no bucket at all. A bucket takes the rates in force when it
+ * is made.
  */
 export class UserRateLimiter {
-  readonly #users = new Map<string, { buckets: Buckets; refs: number }>();
+  readonly #users = new Map<string, UserEntry>();
   constructor(
     readonly limits: RateLimits = DEFAULT_RATE_LIMITS,
     private readonly now: () => number = performance.now.bind(performance),
@@ -119,38 +129,38 @@ export class UserRateLimiter {
   connect(userId: string): ConnectionLimiter {
     let entry = this.#users.get(userId);
     if (!entry) {
-      entry = { buckets: makeBuckets(this.limits, "perUser", this.now), refs: 0 };
+      entry = { refs: 0, buckets: null };
       this.#users.set(userId, entry);
     }
     entry.refs++;
-    const user = entry;
-    let released = false;
-    return new ConnectionLimiter(
-      makeBuckets(this.limits, "perConnection", this.now),
-      user.buckets,
-      this.limits.floodCloseAfter,
-      () => {
-        if (released) return;
-        released = true;
-        if (--user.refs === 0) this.#users.delete(userId);
-      },
-    );
+    return new ConnectionLimiter(this, userId, entry);
   }
 
   /** Users with at least one live connection limiter. */
   get size(): number {
     return this.#users.size;
   }
+
+  /** @internal The buckets of one side (`perConnection` or `perUser`), full. */
+  makeBuckets(which: keyof BudgetRates): Buckets {
+    return makeBuckets(this.limits, which, this.now);
+  }
+
+  /** @internal Drops one reference of `userId`'s entry. */
+  unref(userId: string, entry: UserEntry): void {
+    if (--entry.refs === 0 && this.#users.get(userId) === entry) this.#users.delete(userId);
+  }
 }
 
-/** The buckets of one connection plus its user's shared buckets. */
+/** The buckets of one connection plus its user's shared buckets (made on first use). */
 export class ConnectionLimiter {
+  #own: Buckets | null = null;
   #strikes = 0;
+  #released = false;
   constructor(
-    private readonly own: Buckets,
-    private readonly user: Buckets,
-    private readonly floodCloseAfter: number,
-    private readonly onRelease: () => void,
+    private readonly parent: UserRateLimiter,
+    private readonly userId: string,
+    private readonly entry: UserEntry,
   ) {}
 
   /**
@@ -158,8 +168,8 @@ export class ConnectionLimiter {
    * `rate_limited`, nothing taken), or `close` (the flood went on: close with 1008).
    */
   check(budget: RateBudget): RateDecision {
-    const own = this.own[budget];
-    const user = this.user[budget];
+    const own = (this.#own ??= this.parent.makeBuckets("perConnection"))[budget];
+    const user = (this.entry.buckets ??= this.parent.makeBuckets("perUser"))[budget];
     // Check both before taking either, so a refused frame costs the other bucket nothing.
     if (own.has() && user.has()) {
       own.take();
@@ -170,8 +180,14 @@ export class ConnectionLimiter {
     return ++this.#strikes > this.floodCloseAfter ? "close" : "refuse";
   }
 
+  private get floodCloseAfter(): number {
+    return this.parent.limits.floodCloseAfter;
+  }
+
   /** Drops this connection's share of the user's entry (idempotent). */
   release(): void {
-    this.onRelease();
+    if (this.#released) return;
+    this.#released = true;
+    this.parent.unref(this.userId, this.entry);
   }
 }

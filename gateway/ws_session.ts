@@ -86,15 +86,23 @@ const MAX_WAITING_FRAMES = 256;
 
 let nextConnId = 0;
 
-/** A client connection. Created by the gateway on upgrade; lives until the socket closes. */
+/**
+ * A client connection. Created by the gateway on upgrade; lives until the socket closes.
+ *
+ * Kept lean, since an idle authenticated connection costs exactly this object and what it holds:
+ * the session itself is the socket's event listener (no closures), the frame queues exist only
+ * while they hold frames, the auth timer is dropped once authenticated, and the rate limiter
+ * makes its buckets on the first frame.
+ */
 export class Session implements Connection {
   readonly id: string;
   #userId = "";
   #device = "";
   #state: "new" | "authenticating" | "open" | "closed" = "new";
-  /** Frames that arrived while auth was in flight, in order. */
-  #waiting: Frame[] = [];
-  #out: Record<string, unknown>[] = [];
+  /** Frames that arrived while auth was in flight, in order (null when none). */
+  #waiting: Frame[] | null = null;
+  /** Frames queued for the next flush (null when none). */
+  #out: Record<string, unknown>[] | null = null;
   #flushScheduled = false;
   #authTimer: ReturnType<typeof setTimeout> | undefined;
   #limiter: ConnectionLimiter | null = null;
@@ -110,15 +118,29 @@ export class Session implements Connection {
   ) {
     this.id = `c${++nextConnId}`;
     socket.binaryType = "arraybuffer";
-    socket.onmessage = (ev) => this.#onMessage(ev.data);
-    socket.onclose = () => this.#onClose();
-    socket.onerror = () => {}; // the close event follows; nothing to add
+    // The session is the listener object (handleEvent): no closure per connection. Errors need
+    // no listener: the close event follows.
+    socket.addEventListener("message", this);
+    socket.addEventListener("close", this);
     this.#authTimer = setTimeout(() => {
       if (this.#state === "new" || this.#state === "authenticating") {
         this.close(CloseCode.authFailed, "auth timeout");
       }
     }, deps.settings.authTimeoutMs);
     deps.metrics.connectionsOpened.inc();
+  }
+
+  /** The socket's events (this object is the listener); not for other callers. */
+  handleEvent(ev: Event): void {
+    if (ev.type === "message") this.#onMessage((ev as MessageEvent).data);
+    else if (ev.type === "close") this.#onClose();
+  }
+
+  #clearAuthTimer(): void {
+    if (this.#authTimer === undefined) return;
+    clearTimeout(this.#authTimer);
+    // Dropped, not merely cleared: a cleared timer object would stay for the connection's life.
+    this.#authTimer = undefined;
   }
 
   /** The authenticated user ("" before auth). */
@@ -134,7 +156,7 @@ export class Session implements Connection {
   /** Queues a frame; frames queued in one tick leave as one WebSocket message. */
   push(frame: Record<string, unknown>): void {
     if (this.#state === "closed") return;
-    this.#out.push(frame);
+    (this.#out ??= []).push(frame);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       queueMicrotask(() => this.#flush());
@@ -146,7 +168,7 @@ export class Session implements Connection {
     if (this.#state === "closed") return;
     this.#flush();
     this.#state = "closed";
-    clearTimeout(this.#authTimer);
+    this.#clearAuthTimer();
     try {
       this.socket.close(code, reason);
     } catch {
@@ -159,20 +181,18 @@ export class Session implements Connection {
 
   #flush(): void {
     this.#flushScheduled = false;
-    if (this.#out.length === 0 || this.socket.readyState !== WebSocket.OPEN) {
-      this.#out.length = 0;
+    const frames = this.#out;
+    this.#out = null;
+    if (frames === null || frames.length === 0 || this.socket.readyState !== WebSocket.OPEN) {
       return;
     }
     if (this.#slowConsumer()) {
       // A consumer that does not read must not hold the node's memory: shed it.
-      this.#out.length = 0;
       this.deps.logger.warn("closing slow consumer", { conn: this.id, user: this.#userId });
       this.deps.metrics.slowConsumers.inc();
       this.close(CloseCode.policy, "slow consumer");
       return;
     }
-    const frames = this.#out;
-    this.#out = [];
     // One counter update per op per flush, not per frame: a fan-out flush holds many `msg`s.
     let op = String(frames[0].op), run = 0;
     for (const f of frames) {
@@ -209,7 +229,7 @@ export class Session implements Connection {
   #onClose(): void {
     if (this.#state !== "closed") {
       this.#state = "closed";
-      clearTimeout(this.#authTimer);
+      this.#clearAuthTimer();
       this.#detach();
     }
   }
@@ -235,11 +255,12 @@ export class Session implements Connection {
     for (const frame of frames) {
       if (this.#closed()) return;
       if (this.#state === "authenticating") {
-        if (this.#waiting.length >= MAX_WAITING_FRAMES) {
+        const waiting = this.#waiting ??= [];
+        if (waiting.length >= MAX_WAITING_FRAMES) {
           this.close(CloseCode.policy, "flooding");
           return;
         }
-        this.#waiting.push(frame);
+        waiting.push(frame);
       } else this.#handle(frame);
     }
     if (error && !this.#closed()) {
@@ -396,14 +417,16 @@ export class Session implements Connection {
           this.#leavePresence();
           return;
         }
-        clearTimeout(this.#authTimer);
+        this.#clearAuthTimer();
         this.#state = "open";
         this.#limiter = this.deps.limits.connect(this.#userId);
-        this.onOpen?.();
+        const onOpen = this.onOpen;
+        this.onOpen = undefined;
+        onOpen?.();
         this.deps.registry.add(this);
         this.push({ op: "ok", re: id, userId: this.#userId, seq: res.seq });
-        const waiting = this.#waiting;
-        this.#waiting = [];
+        const waiting = this.#waiting ?? [];
+        this.#waiting = null;
         for (const f of waiting) {
           if (this.#state !== "open") break;
           this.#handle(f);
@@ -414,7 +437,7 @@ export class Session implements Connection {
         // The connect may have run before it failed here; this undoes it (a no-op otherwise).
         this.#leavePresence();
         this.#state = "new";
-        this.#waiting = [];
+        this.#waiting = null;
       }
     })();
   }
