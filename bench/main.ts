@@ -1,11 +1,12 @@
 /**
- * `deno task bench [--quick] [--only=1,2,...] [--out=FILE] [--cpu-prof=DIR] [--render=RESULTS.json]`
+ * `deno task bench [--quick] [--only=1,2,...] [--groups=10,1000] [--out=FILE] [--cpu-prof=DIR]
+ * [--render=RESULTS.json]`
  *
  * Runs the benchmark scenarios against our server and the two baselines side by side in one run
  * and writes docs/benchmarks.md (or FILE). `--quick` uses small sizes and short windows (under
  * 90 s; for working on the harness — its numbers are not for claims) and writes only to `--out`
  * when given. `--only` picks scenarios (1 direct, 2 fan-out, 3 idle memory, 4 cluster,
- * 5 failover, 6 slow consumers). `--cpu-prof=DIR` runs our single node with `--cpu-prof`.
+ * 5 failover, 6 slow consumers); `--groups` picks the fan-out group sizes. `--cpu-prof=DIR` runs our single node with `--cpu-prof`.
  * Every run leaves its raw results in bench/.scratch/last_results.json; `--render=FILE` writes
  * the report again from such a file without measuring (after a change to the report's layout).
  *
@@ -92,6 +93,8 @@ interface Args {
   cpuProf?: string;
   /** Re-render the report from a results file of an earlier run (no measuring). */
   render?: string;
+  /** Group sizes of the fan-out scenario (overrides the run's sizes; for working on one size). */
+  groups?: number[];
 }
 
 function parseArgs(argv: string[]): Args {
@@ -102,6 +105,7 @@ function parseArgs(argv: string[]): Args {
     else if (arg.startsWith("--out=")) a.out = arg.slice(6);
     else if (arg.startsWith("--cpu-prof=")) a.cpuProf = arg.slice(11);
     else if (arg.startsWith("--render=")) a.render = arg.slice(9);
+    else if (arg.startsWith("--groups=")) a.groups = arg.slice(9).split(",").map(Number);
     else throw new Error(`Unknown argument "${arg}" (see bench/main.ts)`);
   }
   return a;
@@ -129,6 +133,7 @@ async function main(): Promise<void> {
     return;
   }
   const sizes = sizesFor(args.quick);
+  if (args.groups) sizes.groupSizes = args.groups;
   const started = Date.now();
   const tag = Math.random().toString(36).slice(2, 6);
   const services = new Services();
