@@ -33,8 +33,6 @@ export interface DirectoryDeps {
   nodeId: string;
   transport: Pick<Transport, "request" | "tell">;
   membership: Pick<Membership, "liveNodes" | "onChange">;
-  /** The users with at least one connection on this node (the authority for this node). */
-  localUsers(): Iterable<string>;
   /** How long `connected` waits for the other nodes, ms (default 1000). */
   announceTimeoutMs?: number;
   /** Reports a node that could not be told or asked (for the log). */
@@ -58,6 +56,8 @@ export class ConnectionDirectory {
   readonly #askers = new Map<string, { seenLive: boolean }>();
   #closed = false;
   readonly #retries = new Set<ReturnType<typeof setTimeout>>();
+  /** Connections (counted from `connected` to `disconnected`) per user on this node. */
+  readonly #local = new Map<string, { count: number; announced: Promise<void> }>();
 
   constructor(deps: DirectoryDeps) {
     this.#deps = deps;
@@ -89,25 +89,31 @@ export class ConnectionDirectory {
   }
 
   /**
-   * `user` got their first connection on this node: tells every other live node and waits for
-   * their answers (at most `announceTimeoutMs`; failures are reported, not thrown).
+   * A connection of `user` is opening on this node (call before the user actor reads the inbox
+   * `seq` for the `auth` answer). The first one tells every other live node and resolves when
+   * they have answered (at most `announceTimeoutMs`; failures are reported, not thrown); later
+   * ones resolve with that same announcement.
    */
-  async connected(user: string): Promise<void> {
-    const others = this.#others();
-    if (others.length === 0) return;
-    const deadline = Date.now() + (this.#deps.announceTimeoutMs ?? 1000);
-    await Promise.all(others.map((n) =>
-      this.#deps.transport.request(n, {
-        to: DIRECTORY_ADDRESS,
-        type: "add",
-        body: { node: this.#deps.nodeId, user },
-        deadline,
-      }).catch((err) => this.#deps.onError?.("announce", n, err))
-    ));
+  connected(user: string): Promise<void> {
+    const entry = this.#local.get(user);
+    if (entry) {
+      entry.count++;
+      return entry.announced;
+    }
+    const announced = this.#announce(user);
+    this.#local.set(user, { count: 1, announced });
+    return announced;
   }
 
-  /** `user`'s last connection on this node closed: tells the other nodes (fire and forget). */
+  /**
+   * A connection of `user` counted by {@link connected} is gone. After the last one, the other
+   * nodes are told (fire and forget).
+   */
   disconnected(user: string): void {
+    const entry = this.#local.get(user);
+    if (!entry) return;
+    if (--entry.count > 0) return;
+    this.#local.delete(user);
     for (const n of this.#others()) {
       try {
         this.#deps.transport.tell(n, {
@@ -119,6 +125,25 @@ export class ConnectionDirectory {
         this.#deps.onError?.("remove", n, err);
       }
     }
+  }
+
+  /** Users with connections on this node (what a `dump` answers). */
+  localUsers(): string[] {
+    return [...this.#local.keys()];
+  }
+
+  async #announce(user: string): Promise<void> {
+    const others = this.#others();
+    if (others.length === 0) return;
+    const deadline = Date.now() + (this.#deps.announceTimeoutMs ?? 1000);
+    await Promise.all(others.map((n) =>
+      this.#deps.transport.request(n, {
+        to: DIRECTORY_ADDRESS,
+        type: "add",
+        body: { node: this.#deps.nodeId, user },
+        deadline,
+      }).then(() => {}, (err) => this.#deps.onError?.("announce", n, err))
+    ));
   }
 
   /** Handles a directory envelope from another node (`add`, `remove`, `dump`). */
@@ -139,7 +164,7 @@ export class ConnectionDirectory {
         if (typeof body.node === "string" && body.node !== this.#deps.nodeId) {
           this.#askers.set(body.node, { seenLive: false });
         }
-        return Promise.resolve({ users: [...this.#deps.localUsers()] });
+        return Promise.resolve({ users: this.localUsers() });
       default:
         return Promise.reject(new Error(`Unknown directory request "${String(env.type)}"`));
     }

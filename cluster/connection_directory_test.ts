@@ -22,7 +22,6 @@ class View implements Pick<Membership, "liveNodes" | "onChange"> {
 interface TestNode {
   id: string;
   view: View;
-  local: Set<string>;
   dir: ConnectionDirectory;
   transport: MemoryTransport;
 }
@@ -30,19 +29,13 @@ interface TestNode {
 async function makeNode(id: string, ids: string[], network: MemoryNetwork): Promise<TestNode> {
   const view = new View();
   view.set(ids);
-  const local = new Set<string>();
   const transport = new MemoryTransport({ nodeId: id, network });
-  const dir = new ConnectionDirectory({
-    nodeId: id,
-    transport,
-    membership: view,
-    localUsers: () => local,
-  });
+  const dir = new ConnectionDirectory({ nodeId: id, transport, membership: view });
   await transport.serve((env) => {
     assert.equal(env.to, DIRECTORY_ADDRESS);
     return dir.handle(env);
   });
-  return { id, view, local, dir, transport };
+  return { id, view, dir, transport };
 }
 
 async function cluster(ids: string[], network = new MemoryNetwork()): Promise<TestNode[]> {
@@ -71,16 +64,17 @@ Deno.test("a delivery is routed only to the nodes that hold its users' connectio
   const [a, b, c] = await cluster(["a", "b", "c"]);
   try {
     await settled([a.dir, b.dir, c.dir], 2);
-    b.local.add("u1");
     await b.dir.connected("u1");
-    c.local.add("u2");
     await c.dir.connected("u2");
     assert.deepEqual(a.dir.route(["u1"]).sort(), ["a", "b"]);
     assert.deepEqual(a.dir.route(["u1", "u2"]).sort(), ["a", "b", "c"]);
     assert.deepEqual(a.dir.route(["nobody"]), ["a"]);
     assert.equal(a.dir.connectedElsewhere("u1"), true);
-    // Last connection on b closes: a stops routing u1 there.
-    b.local.delete("u1");
+    // A second connection of u1 on b, then both close: a routes u1 to b until the last one.
+    await b.dir.connected("u1");
+    b.dir.disconnected("u1");
+    await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(a.dir.route(["u1"]).sort(), ["a", "b"]);
     b.dir.disconnected("u1");
     await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual(a.dir.route(["u1"]), ["a"]);
@@ -111,7 +105,6 @@ Deno.test("a node that joins routes to everyone until it has every list, then le
   const [a, b] = await cluster(["a", "b"], network);
   try {
     await settled([a.dir, b.dir], 1);
-    b.local.add("u1");
     await b.dir.connected("u1");
     // Node d starts: before its dump of b is answered, it routes to b whatever the users.
     const d = await makeNode("d", ["a", "b", "d"], network);
@@ -155,7 +148,6 @@ Deno.test("connected() waits at most the announce timeout for a node that does n
     nodeId: "a",
     transport,
     membership: view,
-    localUsers: () => [],
     announceTimeoutMs: 50,
     onError: (what, node) => errors.push(`${what}:${node}`),
   });
