@@ -66,21 +66,29 @@ export class ConnectionDirectory {
   }
 
   /**
-   * The nodes a delivery to `users` must reach: this node (always: its registry drops users it
-   * does not hold), the nodes known to hold any of them, and nodes whose list is not known yet.
+   * The nodes a delivery to `users` must reach: those holding (or opening) a connection of any
+   * of them, this node included, plus nodes whose list is not known yet. Empty when nobody is
+   * connected anywhere.
    */
   route(users: readonly string[]): string[] {
     const self = this.#deps.nodeId;
-    if (this.#remote.size === 0 && this.#pending.length === 0) return [self];
-    const nodes = new Set<string>([self]);
-    for (const n of this.#pending) nodes.add(n);
+    const nodes = new Set<string>(this.#pending);
+    const remote = this.#remote.size > 0;
     for (let i = 0; i < users.length; i++) {
-      const at = this.#remote.get(users[i]);
+      const u = users[i];
+      if (this.#local.has(u)) nodes.add(self);
+      if (!remote) continue;
+      const at = this.#remote.get(u);
       if (at === undefined) continue;
       if (typeof at === "string") nodes.add(at);
       else for (const n of at) nodes.add(n);
     }
     return [...nodes];
+  }
+
+  /** Live nodes whose list this node has not merged yet (deliveries go to them all). */
+  get pendingNodes(): number {
+    return this.#pending.length;
   }
 
   /** Whether `user` has a connection on another node, as far as this node knows. */
