@@ -97,6 +97,14 @@ export class ConnectionDirectory {
   }
 
   /**
+   * Whether `user` has a connection on any node, as far as this node knows (a node whose list
+   * is not merged yet may hold one: a `false` is a hint to check, never a promise).
+   */
+  isConnected(user: string): boolean {
+    return this.#local.has(user) || this.#remote.has(user);
+  }
+
+  /**
    * A connection of `user` is opening on this node (call before the user actor reads the inbox
    * `seq` for the `auth` answer). The first one tells every other live node and resolves when
    * they have answered (at most `announceTimeoutMs`; failures are reported, not thrown); later

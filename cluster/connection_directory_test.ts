@@ -72,7 +72,11 @@ Deno.test("a delivery is routed only to the nodes that hold its users' connectio
     // A user connected here is routed here.
     await a.dir.connected("u3");
     assert.deepEqual(a.dir.route(["u3", "u1"]).sort(), ["a", "b"]);
+    assert.equal(a.dir.isConnected("u3"), true);
+    assert.equal(a.dir.connectedElsewhere("u3"), false);
     assert.equal(a.dir.connectedElsewhere("u1"), true);
+    assert.equal(a.dir.isConnected("u1"), true);
+    assert.equal(a.dir.isConnected("nobody"), false);
     // A second connection of u1 on b, then both close: a routes u1 to b until the last one.
     await b.dir.connected("u1");
     b.dir.disconnected("u1");
