@@ -8,6 +8,7 @@
  * @module
  */
 import { ActorHost } from "./actors/host.ts";
+import { AckWriter } from "./actors/im/ack_writer.ts";
 import { imBehaviors, type ImServices } from "./actors/im/mod.ts";
 import type { Membership } from "./cluster/membership.ts";
 import type { Placement } from "./cluster/placement.ts";
@@ -129,8 +130,16 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
     // Offline push: the webhook when PUSH_WEBHOOK_URL is set, a log line otherwise.
     const notifier = notifierFromConfig(config, logger);
     cleanups.unshift(() => notifier.close());
+    // Every user actor's ack cursors in one store call per interval; a fenced entry drops the
+    // stale activation it came from.
+    const acks = new AckWriter(store, {
+      logger,
+      onFenced: (actorId, epoch) => host.reportFenced(actorId, epoch),
+    });
+    cleanups.unshift(() => acks.close());
     const services: ImServices = {
       store,
+      acks,
       commit: (req) => commits.append(req),
       deliver: (d) => broadcast(membership, transport, d),
       newId,

@@ -513,6 +513,16 @@ export class ActorHost<Svc> {
   }
 
   /**
+   * A write made for `actorId` at `epoch` outside its turns (the node's ack writer batches
+   * cursors of many actors) was rejected as fenced: when that activation is still hosted here,
+   * it is dropped as if a write of its own had been rejected (a newer activation exists).
+   */
+  reportFenced(actorId: ActorId, epoch: number, where = "a batched write"): void {
+    const rec = this.#records.get(actorId);
+    if (rec && rec.epoch === epoch) this.#fenced(rec, where);
+  }
+
+  /**
    * Drops every activation at once, without any write (no snapshot, no release): for a node
    * that must presume itself fenced. Queued messages reject with `moved`.
    */

@@ -1138,3 +1138,25 @@ Deno.test("actors ask and tell each other through the router across two nodes", 
     await e.close();
   }
 });
+
+Deno.test("a fenced write reported from outside drops that activation only (not a newer epoch)", async () => {
+  const e = await env();
+  try {
+    const { host, logger } = await e.node("n1");
+    host.register(counter());
+    assert.equal(await ask(host, "counter/f", "add", { by: 1 }), 1);
+    const [entry] = host.activationLog();
+    host.reportFenced("counter/f", entry.epoch + 1); // not this activation: nothing happens
+    host.reportFenced("counter/none", 1);
+    assert.equal(host.isActive("counter/f"), true);
+    host.reportFenced("counter/f", entry.epoch);
+    assert.equal(host.isActive("counter/f"), false);
+    assert.equal(host.stats().drops, 1);
+    assert.ok(logger.lines.some((l) => l.message === "fenced write rejected"));
+    // The next message activates it again with a newer epoch.
+    assert.equal(await ask(host, "counter/f", "add", { by: 1 }), 1);
+    assert.ok(host.activationLog()[1].epoch > entry.epoch);
+  } finally {
+    await e.close();
+  }
+});

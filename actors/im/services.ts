@@ -7,6 +7,7 @@ import type { AppendRequest, AppendResult, Store } from "../../db/store.ts";
 import type { Delivery } from "../../cluster/transport.ts";
 import type { Logger } from "../../observability/log.ts";
 import type { Notifier } from "../../push/notifier.ts";
+import type { AckWriter } from "./ack_writer.ts";
 
 /** Limits the IM behaviours enforce. */
 export interface ImLimits {
@@ -20,6 +21,8 @@ export interface ImLimits {
 export interface ImServices {
   /** The store (reads, snapshots, acks). */
   store: Store;
+  /** The node's ack writer: user actors hand it their cursors (one store call per interval). */
+  acks: AckWriter;
   /** Appends one message through the node's group commit; resolves after the commit. */
   commit(request: AppendRequest): Promise<AppendResult>;
   /** Pushes a frame to every connected device of some users, cluster-wide (a hint: sync repairs). */
