@@ -8,6 +8,7 @@
  * @module
  */
 import type { Delivery } from "../cluster/transport.ts";
+import { PRESENCE_REASSERT_OP } from "../actors/im/presence.ts";
 import { SeqFanout } from "./frame_codec.ts";
 
 /** What the registry needs of a connection. */
@@ -19,6 +20,8 @@ export interface Connection {
   push(frame: Record<string, unknown>): void;
   /** Closes the socket with a WebSocket close code. */
   close(code: number, reason: string): void;
+  /** Tells the user's actor again that this connection is open (see {@link PRESENCE_REASSERT_OP}). */
+  reassertPresence?(): void;
 }
 
 /**
@@ -86,10 +89,20 @@ export class ConnectionRegistry {
    * (placed right after `op`, as in PROTOCOL-CORE.md); the shared fields are encoded once per
    * delivery, not once per recipient ({@link SeqFanout}), and one frame object serves every
    * device of the same user. Returns the number of frames queued.
+   *
+   * A delivery of op {@link PRESENCE_REASSERT_OP} is internal: it is never sent to a client;
+   * each local connection of its users re-announces itself to its user's actor instead (a user
+   * actor asks for that after a restart that lost its connection list, see presence.ts).
    */
   deliver(deliveries: Delivery[]): number {
     let n = 0;
     for (const d of deliveries) {
+      if (d.frame.op === PRESENCE_REASSERT_OP) {
+        for (const user of d.users) {
+          for (const conn of this.forUser(user)) conn.reassertPresence?.();
+        }
+        continue;
+      }
       let fanout: SeqFanout | null = null;
       for (let i = 0; i < d.users.length; i++) {
         const cur = this.#byUser.get(d.users[i]);

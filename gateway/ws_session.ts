@@ -458,6 +458,18 @@ export class Session implements Connection {
     }, { sender: this.id });
   }
 
+  /**
+   * Tells the user's actor again that this connection is open: asked (through the registry) by
+   * a user actor that was re-activated without a clean hand-off and so may not know it.
+   */
+  reassertPresence(): void {
+    if (this.#state !== "open" || !this.#inPresence) return;
+    this.deps.router.tell(userActor(this.#userId), "presence.reassert", {
+      conn: this.#presenceKey(),
+      device: this.#device,
+    }, { sender: this.id });
+  }
+
   #ack(frame: Frame, id: number | null): void {
     let seq: number;
     try {

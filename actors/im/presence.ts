@@ -1,7 +1,8 @@
 /**
  * Presence (online / offline / last seen across a user's devices) and group typing indicators,
- * kept in the user actors. `user.ts` calls {@link presenceConnected} from `connect` and
- * {@link presenceActivated} from `onActivate`, and spreads {@link presenceHandlers}.
+ * kept in the user actors. `user.ts` calls {@link presenceConnected} from `connect`,
+ * {@link presenceActivated} from `onActivate`, {@link presenceHandoff} from `onPassivate`, and
+ * spreads {@link presenceHandlers}.
  *
  * Guarantees:
  * - A user is **online while any of its devices is connected anywhere in the cluster**: every
@@ -11,7 +12,23 @@
  *   while connections are known, and on activation (an actor that moved away with a stopping
  *   node catches up when it is next activated, e.g. by a presence query) — and are forgotten
  *   after `deadNodeGraceMs` (a node back before that, after a membership flap, counts again).
- *   Connections are in the snapshot, written shortly after they change (coalesced).
+ *   So after a node restart its old connections no longer count, and the user shows offline
+ *   with a last-seen time until a device connects again.
+ * - **No durable write per connect or disconnect.** The connections live in the actor's memory
+ *   and reach the store with the snapshots the actor writes anyway: always the last one, when it
+ *   passivates or hands off (graceful shutdown), and any it writes for other reasons. What a
+ *   snapshot cannot know is repaired from the gateways, which are the source of truth: an
+ *   activation that does not follow a clean hand-off — the previous activation's last snapshot
+ *   is missing (crash, fenced, dropped) or a snapshot of another activation came after it — asks
+ *   every live node to re-announce the sessions of this user (`presence.reassert`, one
+ *   cluster-wide delivery), and forgets the restored connections of live nodes that nobody
+ *   re-announced within `PRESENCE_TIMING.confirmMs`. Clean means: the snapshot was written by
+ *   the passivation of epoch `E` (the state's `handoff = E`) and this activation's epoch is
+ *   `E + 1` (every activation raises the stored epoch before its first turn, so any activation
+ *   in between, even one that wrote nothing, leaves a gap); or there is no snapshot and this is
+ *   the actor's first epoch. The cost of a crash is therefore one
+ *   broadcast per re-activated user actor; the common path costs nothing. Last seen is durable
+ *   with the next snapshot (a crash before it shows the time of the recovery instead).
  * - Only **friends and group co-members** see a user's presence: a subscription names the ids
  *   and, for non-friends, a group both belong to; the group actor confirms the membership and
  *   the watched user's actor confirms the friendship and that it does not block the watcher.
@@ -31,6 +48,7 @@ import { groupActor, groupConvId, userActor } from "./conversation_ids.ts";
 import {
   has,
   presenceOf,
+  type PresenceState,
   type PresenceVia,
   requireFromUser,
   requireSelf,
@@ -52,13 +70,16 @@ export const PRESENCE_LIMITS: Record<"perRequest" | "subs" | "watchers", number>
 
 /** Presence timing, ms (not `const` so that tests can shorten it). */
 export const PRESENCE_TIMING: Record<
-  "tickMs" | "saveDelayMs" | "deadNodeGraceMs" | "leaseMs" | "renewMs",
+  "tickMs" | "confirmMs" | "deadNodeGraceMs" | "leaseMs" | "renewMs",
   number
 > = {
   /** How often an online user's actor drops connections of dead nodes and renews its leases. */
   tickMs: 15_000,
-  /** Delay of the coalesced snapshot after connections change. */
-  saveDelayMs: 2_000,
+  /**
+   * After an activation that did not follow a clean hand-off: how long restored connections of
+   * live nodes wait to be re-announced by their gateways before they are forgotten.
+   */
+  confirmMs: 10_000,
   /**
    * How long connections of a node that is not live are kept (not counted) before they are
    * forgotten; a node back within it (a membership flap) counts again.
@@ -72,6 +93,19 @@ export const PRESENCE_TIMING: Record<
 
 /** Members read per `members` page when checking a group (the group actor's largest page). */
 const MEMBER_PAGE = 500;
+
+/**
+ * The frame op of the internal delivery that asks every gateway holding a session of the user
+ * to re-announce it (`presence.reassert`); never sent to a client (gateway/connections.ts).
+ */
+export const PRESENCE_REASSERT_OP = "$presence.reassert";
+
+/**
+ * The clean hand-off marker, a field of the user state (kept in the snapshot): the epoch whose
+ * passivation wrote the snapshot; 0 in memory once activated and after any change of the
+ * connections (so no other snapshot passes for a hand-off); absent in snapshots older than it.
+ */
+type HandoffState = { handoff?: number };
 
 /** What a presence answer and a `presence` frame say about one user. */
 export interface PresenceInfo {
@@ -173,43 +207,86 @@ function startTimer(ctx: Ctx): void {
   ctx.setTimer("presence", PRESENCE_TIMING.tickMs, "presence.tick", undefined, true);
 }
 
-const saveScheduled = new WeakSet<object>();
+/** Restored connections not yet re-announced, per presence state (transient). */
+const unconfirmed = new WeakMap<object, Set<string>>();
 
 /**
- * Snapshots the connections soon, once for all changes until then: connects and disconnects
- * come in storms (a node restart reconnects everyone), and a write per connection on the auth
- * path would serialise them all behind the store. A crash before the save forgets at most the
- * connections of the last `saveDelayMs` (shown offline until that device reconnects).
+ * The presence sub-state, created with every field at once when missing (one object shape, no
+ * out-of-object properties: it is kept for every connected user).
  */
-function scheduleSave(ctx: Ctx): void {
-  const p = presenceOf(ctx.state);
-  if (saveScheduled.has(p)) return;
-  saveScheduled.add(p);
-  ctx.setTimer("presence.save", PRESENCE_TIMING.saveDelayMs, "presence.save");
+function presence(ctx: Ctx): PresenceState {
+  if (ctx.state.presence === undefined) {
+    ctx.state.presence = {
+      conns: {},
+      online: false,
+      lastSeen: null,
+      watchers: {},
+      subs: {},
+      subsRenewedAt: 0,
+    } satisfies PresenceState;
+  }
+  return presenceOf(ctx.state);
+}
+
+/** Adds (or refreshes) a connection; any change after a hand-off voids its marker. */
+function addConn(ctx: Ctx, conn: string): void {
+  const p = presence(ctx);
+  const first = Object.keys(p.conns).length === 0;
+  p.conns[conn] = ctx.services.now();
+  (ctx.state as HandoffState).handoff = 0;
+  unconfirmed.get(p)?.delete(conn);
+  settle(ctx);
+  if (first) startTimer(ctx);
 }
 
 /**
  * Registers a connection (`body.conn`, `<nodeId>/<connId>`) of this user; called by `connect`.
- * Announces the user online when it was not; the snapshot follows shortly (`scheduleSave`).
+ * Announces the user online when it was not. Nothing is written (see the module doc).
  */
 export function presenceConnected(ctx: Ctx, body: { conn?: unknown }): void {
   if (typeof body?.conn !== "string" || body.conn.length > 200) return;
-  const p = presenceOf(ctx.state);
-  const first = Object.keys(p.conns).length === 0;
-  p.conns[body.conn] = ctx.services.now();
-  settle(ctx);
-  if (first) startTimer(ctx);
-  scheduleSave(ctx);
+  addConn(ctx, body.conn);
 }
 
-/** Re-evaluates a restored user's connections (nodes may have gone) and restarts its timer. */
+/**
+ * Called from `onActivate`: re-evaluates the restored connections (nodes may have gone) and
+ * restarts the timer; after anything but a clean hand-off (see the module doc), asks the
+ * gateways to re-announce this user's sessions and schedules the forgetting of the restored
+ * ones that are not re-announced.
+ */
 export function presenceActivated(ctx: Ctx): void {
-  const p = presenceOf(ctx.state);
+  const state = ctx.state as HandoffState;
+  const clean = state.handoff === ctx.epoch - 1;
+  state.handoff = 0;
+  const raw = ctx.state.presence as PresenceState | undefined;
+  if (!clean) {
+    ctx.services.deliver({ frame: { op: PRESENCE_REASSERT_OP }, users: [ctx.key] });
+    const live = ctx.services.isNodeLive;
+    const restored = raw
+      ? Object.keys(raw.conns ?? {}).filter((c) => !live || live(nodeOf(c)))
+      : [];
+    if (restored.length) {
+      unconfirmed.set(presence(ctx), new Set(restored));
+      ctx.setTimer("presence.confirm", PRESENCE_TIMING.confirmMs, "presence.confirm");
+    }
+  }
+  if (!raw) return;
+  const p = presence(ctx);
   if (Object.keys(p.conns).length === 0 && !p.online) return;
-  const changed = settle(ctx);
+  settle(ctx);
   if (Object.keys(p.conns).length > 0) startTimer(ctx);
-  if (changed) scheduleSave(ctx);
 }
+
+/**
+ * Called from `onPassivate` (the last turn): marks the state so that the snapshot written next
+ * is known as this epoch's hand-off (see the module doc).
+ */
+export function presenceHandoff(ctx: Ctx): void {
+  (ctx.state as HandoffState).handoff = ctx.epoch;
+}
+
+/** The field `initialState` gives a user that has no snapshot (see {@link presenceActivated}). */
+export const FRESH_HANDOFF = { handoff: 0 } as const;
 
 /**
  * Forgets presence links with `other` (unfriend, block): it no longer watches this user, and
@@ -255,25 +332,44 @@ async function* groupMembers(ctx: Ctx, group: string): AsyncGenerator<string> {
 export const presenceHandlers = {
   /** A session closed (told by the gateway that held it). */
   "presence.disconnect"(ctx: Ctx, body: { conn: string }) {
-    const p = presenceOf(ctx.state);
+    const p = presence(ctx);
     if (typeof body?.conn !== "string" || !has(p.conns, body.conn)) return {};
     delete p.conns[body.conn];
+    (ctx.state as HandoffState).handoff = 0;
+    unconfirmed.get(p)?.delete(body.conn);
     settle(ctx);
-    scheduleSave(ctx);
     return {};
   },
 
-  /** The delayed snapshot of `scheduleSave`. */
-  async "presence.save"(ctx: Ctx) {
-    saveScheduled.delete(presenceOf(ctx.state));
-    await ctx.snapshot();
+  /**
+   * A gateway re-announces a live session of this user (asked by {@link presenceActivated}
+   * after an activation that did not follow a clean hand-off).
+   */
+  "presence.reassert"(ctx: Ctx, body: { conn: string; device: string }) {
+    if (typeof body?.conn !== "string" || body.conn.length > 200) return {};
+    if (typeof body.device === "string" && !(body.device in ctx.state.devices)) {
+      ctx.state.devices[body.device] = 0;
+    }
+    addConn(ctx, body.conn);
+    return {};
+  },
+
+  /** Forgets the restored connections that no gateway re-announced. */
+  "presence.confirm"(ctx: Ctx) {
+    const p = presence(ctx);
+    const left = unconfirmed.get(p);
+    unconfirmed.delete(p);
+    if (!left?.size) return {};
+    for (const conn of left) delete p.conns[conn];
+    (ctx.state as HandoffState).handoff = 0;
+    settle(ctx);
     return {};
   },
 
   /** Timer while connections are known: follow node liveness, renew this user's watches. */
   "presence.tick"(ctx: Ctx) {
     const p = presenceOf(ctx.state);
-    if (settle(ctx)) scheduleSave(ctx);
+    settle(ctx);
     if (!p.online) return {};
     const now = ctx.services.now();
     if (now - p.subsRenewedAt >= PRESENCE_TIMING.renewMs && Object.keys(p.subs).length) {

@@ -4,9 +4,11 @@
  * It knows the user's devices and their cumulative ack cursors and serves the inbox (`sync`).
  * Inbox sequences are assigned by the store inside each message's commit (so they are gapless
  * even when several conversation actors on several nodes write to one inbox at once); this actor
- * reads them. Ack cursors only move forward; they are written in the background (at most one
- * write per device per flush interval), so a crash may replay a few acked messages to a device
- * (at-least-once), never skip one.
+ * reads them. Ack cursors only move forward; they are handed to the node's ack writer
+ * (`ack_writer.ts`), which writes the cursors of every user actor of the node in one store call
+ * per interval, fenced by each actor's epoch. So a crash may replay the acked messages of the
+ * last interval to a device (at-least-once), never skip one; passivation waits until this
+ * actor's cursors are written.
  *
  * @module
  */
@@ -15,38 +17,47 @@ import { BadRequestError } from "../errors.ts";
 import { msgFrame } from "./messaging.ts";
 import { conversationHandlers } from "./conversations.ts";
 import type { ImServices } from "./services.ts";
-import { presenceActivated, presenceConnected, presenceHandlers } from "./presence.ts";
+import {
+  FRESH_HANDOFF,
+  presenceActivated,
+  presenceConnected,
+  presenceHandlers,
+  presenceHandoff,
+} from "./presence.ts";
 import { pushHandlers } from "./push_prefs.ts";
 import { socialHandlers } from "./social.ts";
 
-/** How often dirty ack cursors are written, ms. */
-export const ACK_FLUSH_MS = 500;
+export { ACK_FLUSH_MS } from "./ack_writer.ts";
 
 /**
  * State of a user actor. Feature modules add their own optional sub-state fields (e.g.
- * `social`); everything except `devices` and `dirty` goes into the snapshot.
+ * `social`); everything except `devices` goes into the snapshot.
  */
 export interface UserState {
   /** Ack cursor per device (stored in the acks table, not the snapshot). */
   devices: Record<string, number>;
-  /** Devices whose cursor moved since the last flush. */
-  dirty: string[];
   [feature: string]: unknown;
 }
 
 /** The behaviour of users. */
 export const userBehavior = defineBehavior<UserState, ImServices>({
   kind: "user",
-  initialState: () => ({ devices: {}, dirty: [] }),
-  // Cursors are stored in their own table (saveAck); the snapshot holds the feature sub-states.
-  encode: ({ devices: _d, dirty: _x, ...features }) => features,
-  decode: (raw) => ({ ...(raw as Record<string, unknown> ?? {}), devices: {}, dirty: [] }),
+  initialState: () => ({ devices: {}, ...FRESH_HANDOFF }),
+  // Cursors are stored in their own table (saveAcks); the snapshot holds the feature sub-states.
+  encode: ({ devices: _d, ...features }) => features,
+  decode: (raw) => {
+    // `dirty` was a field of this state before the ack writer; a snapshot never held it.
+    const { dirty: _x, ...features } = raw as Record<string, unknown> ?? {};
+    return { ...features, devices: {} };
+  },
   async onActivate(ctx) {
     for (const c of await ctx.services.store.loadAcks(ctx.key)) ctx.state.devices[c.device] = c.seq;
     presenceActivated(ctx);
   },
   async onPassivate(ctx) {
-    await flush(ctx.services, ctx.id, ctx.epoch, ctx.key, ctx.state);
+    presenceHandoff(ctx);
+    // The next activation (maybe on another node) loads the cursors: they must be stored first.
+    await ctx.services.acks.flushActor(ctx.id);
   },
   handlers: {
     ...socialHandlers,
@@ -68,18 +79,8 @@ export const userBehavior = defineBehavior<UserState, ImServices>({
       }
       if (seq <= (ctx.state.devices[device] ?? 0)) return { seq: ctx.state.devices[device] };
       ctx.state.devices[device] = seq;
-      if (!ctx.state.dirty.includes(device)) ctx.state.dirty.push(device);
-      ctx.setTimer("flush", ACK_FLUSH_MS, "flushAcks");
+      ctx.services.acks.mark(ctx.id, ctx.epoch, ctx.key, device, seq);
       return { seq };
-    },
-    async flushAcks(ctx) {
-      try {
-        await flush(ctx.services, ctx.id, ctx.epoch, ctx.key, ctx.state);
-      } catch (err) {
-        // Try again later (e.g. the store is briefly down); cursors stay dirty meanwhile.
-        ctx.setTimer("flush", ACK_FLUSH_MS * 4, "flushAcks");
-        throw err;
-      }
     },
     /** Inbox entries after `after` (msg frames with `seq`), the latest seq and `more`. */
     sync(ctx, body: { after: number; limit: number }) {
@@ -102,23 +103,3 @@ export const userBehavior = defineBehavior<UserState, ImServices>({
     },
   },
 });
-
-async function flush(
-  svc: ImServices,
-  id: string,
-  epoch: number,
-  user: string,
-  state: UserState,
-): Promise<void> {
-  const dirty = state.dirty;
-  state.dirty = [];
-  for (let i = 0; i < dirty.length; i++) {
-    try {
-      await svc.store.saveAck(id, epoch, user, dirty[i], state.devices[dirty[i]]);
-    } catch (err) {
-      // Keep the unwritten cursors for the next flush; the error still reaches the caller.
-      for (const d of dirty.slice(i)) if (!state.dirty.includes(d)) state.dirty.push(d);
-      throw err;
-    }
-  }
-}
