@@ -11,6 +11,7 @@
  * retain them (first retainer, four levels). `deno run -A bench/idle_probe.ts N --rss` measures
  * like scenario 3 on one node instead (no inspector): ours, then bare Deno, and the ratio; with
  * `--spaces` also the growth of `Deno.memoryUsage()` and of each V8 heap space (inspector on).
+ * `--alloc` (snapshot mode) also samples what is allocated while connecting, garbage included.
  * Loopback only; every process it starts is stopped by pid.
  *
  * @module
@@ -179,6 +180,45 @@ function summarize(snap: RawSnapshot, who: string[]): HeapSummary {
   return { total, byKind, retainers };
 }
 
+/** A node of V8's sampling heap profile. */
+interface SamplingNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: SamplingNode[];
+}
+
+/**
+ * Bytes allocated per connection while connecting (garbage included), by the innermost frame of
+ * this project (not a dependency or the runtime), and by the innermost frame overall.
+ */
+function printAllocations(head: SamplingNode, n: number, top: number): void {
+  const byOwn = new Map<string, number>();
+  const bySite = new Map<string, number>();
+  let total = 0;
+  const walk = (node: SamplingNode, own: string) => {
+    const f = node.callFrame;
+    const site = `${f.functionName || "(anonymous)"} ${f.url.replace(/^.*\/work\/main\//, "")}:${
+      f.lineNumber + 1
+    }`;
+    const mine = f.url.includes("/work/main/") && !f.url.includes("node_modules");
+    const here = mine ? site : own;
+    if (node.selfSize) {
+      total += node.selfSize;
+      byOwn.set(here, (byOwn.get(here) ?? 0) + node.selfSize);
+      bySite.set(site, (bySite.get(site) ?? 0) + node.selfSize);
+    }
+    for (const c of node.children) walk(c, here);
+  };
+  walk(head, "(outside the project)");
+  console.log(`allocated while connecting: ${(total / n / 1024).toFixed(1)} KiB per connection`);
+  for (const [title, m] of [["by project frame", byOwn], ["by frame", bySite]] as const) {
+    console.log(`\n${title}:`);
+    for (const [k, v] of [...m].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+      console.log(`${(v / n).toFixed(0).padStart(8)} B/conn  ${k}`);
+    }
+  }
+}
+
 function startProcess(bare: boolean, dir: string, inspectPort: number | null): ServerProcess {
   const args = ["run", "-A"];
   if (inspectPort !== null) args.push(`--inspect=127.0.0.1:${inspectPort}`);
@@ -319,6 +359,14 @@ async function main(): Promise<void> {
     await sleep(1000);
     const before = await insp.snapshot();
     const rssBefore = rssBytes(server.pid) ?? 0;
+    const alloc = Deno.args.includes("--alloc");
+    if (alloc) {
+      await insp.call("HeapProfiler.startSampling", {
+        samplingInterval: 1024,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
+    }
     const t0 = performance.now();
     await connectClients(
       dep,
@@ -327,6 +375,12 @@ async function main(): Promise<void> {
       64,
     );
     log(`connected ${n} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    if (alloc) {
+      const res = await insp.call("HeapProfiler.stopSampling") as {
+        result: { profile: { head: SamplingNode } };
+      };
+      printAllocations(res.result.profile.head, n, top);
+    }
     await sleep(3000);
     // RSS before the second snapshot: taking one grows the process.
     const rssAfter = rssBytes(server.pid) ?? 0;

@@ -466,7 +466,6 @@ export class Session implements Connection {
     if (this.#state !== "open" || !this.#inPresence) return;
     this.deps.router.tell(userActor(this.#userId), "presence.reassert", {
       conn: this.#presenceKey(),
-      device: this.#device,
     }, { sender: this.id });
   }
 

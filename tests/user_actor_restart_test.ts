@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { PRESENCE_TIMING } from "../actors/im/presence.ts";
-import type { TestClient } from "./support/client.ts";
+import { TestClient } from "./support/client.ts";
 import { testNode } from "./support/node.ts";
 import { closeAll, connectAgain, ok, people, sleep, textTo } from "./support/people.ts";
 
@@ -84,6 +84,13 @@ Deno.test("acknowledged cursors are written in the background and survive a grac
     const acks = await node.store.loadAcks(b.userId);
     assert.equal(acks.length, 1);
     assert.equal(acks[0].seq, seqs[2]);
+    // Cursors only move forward: an older ack on the same device answers the stored cursor.
+    const again = await TestClient.connect(node.url, b.token);
+    try {
+      assert.equal((await ok(again, { op: "ack", seq: seqs[0] })).seq, seqs[2]);
+    } finally {
+      await again.close();
+    }
   } finally {
     await closeAll([a, b]);
     await node.stop();

@@ -345,11 +345,8 @@ export const presenceHandlers = {
    * A gateway re-announces a live session of this user (asked by {@link presenceActivated}
    * after an activation that did not follow a clean hand-off).
    */
-  "presence.reassert"(ctx: Ctx, body: { conn: string; device: string }) {
+  "presence.reassert"(ctx: Ctx, body: { conn: string }) {
     if (typeof body?.conn !== "string" || body.conn.length > 200) return {};
-    if (typeof body.device === "string" && !(body.device in ctx.state.devices)) {
-      ctx.state.devices[body.device] = 0;
-    }
     addConn(ctx, body.conn);
     return {};
   },

@@ -17,6 +17,7 @@ import { BadRequestError } from "../errors.ts";
 import { msgFrame } from "./messaging.ts";
 import { conversationHandlers } from "./conversations.ts";
 import type { ImServices } from "./services.ts";
+import type { UserCtx } from "./social_state.ts";
 import {
   FRESH_HANDOFF,
   presenceActivated,
@@ -34,24 +35,51 @@ export { ACK_FLUSH_MS } from "./ack_writer.ts";
  * `social`); everything except `devices` goes into the snapshot.
  */
 export interface UserState {
-  /** Ack cursor per device (stored in the acks table, not the snapshot). */
-  devices: Record<string, number>;
+  /**
+   * Ack cursor per device (stored in the acks table, not the snapshot). Loaded on first need
+   * (an ack, a `devices` query), not on activation: most activations (a connect, an offline
+   * push decision) never need them. Absent until loaded.
+   */
+  devices?: Record<string, number>;
   [feature: string]: unknown;
+}
+
+/** The ack cursors of this user, loaded from the store on first use in this activation. */
+async function cursorsOf(ctx: UserCtx): Promise<Record<string, number>> {
+  if (ctx.state.devices) return ctx.state.devices;
+  const loaded: Record<string, number> = {};
+  for (const c of await ctx.services.store.loadAcks(ctx.key)) loaded[c.device] = c.seq;
+  // Turns run one at a time: nothing else loaded them meanwhile.
+  ctx.state.devices = loaded;
+  return loaded;
+}
+
+/** Records an ack in loaded cursors; the cursor after the call. */
+function applyAck(
+  ctx: UserCtx,
+  cursors: Record<string, number>,
+  device: string,
+  seq: number,
+): { seq: number } {
+  const current = cursors[device];
+  if (current !== undefined && seq <= current) return { seq: current };
+  cursors[device] = seq;
+  ctx.services.acks.mark(ctx.id, ctx.epoch, ctx.key, device, seq);
+  return { seq };
 }
 
 /** The behaviour of users. */
 export const userBehavior = defineBehavior<UserState, ImServices>({
   kind: "user",
-  initialState: () => ({ devices: {}, ...FRESH_HANDOFF }),
+  initialState: () => ({ ...FRESH_HANDOFF }),
   // Cursors are stored in their own table (saveAcks); the snapshot holds the feature sub-states.
   encode: ({ devices: _d, ...features }) => features,
   decode: (raw) => {
-    // `dirty` was a field of this state before the ack writer; a snapshot never held it.
-    const { dirty: _x, ...features } = raw as Record<string, unknown> ?? {};
-    return { ...features, devices: {} };
+    // Neither was ever in a snapshot; `dirty` was a field of this state before the ack writer.
+    const { devices: _d, dirty: _x, ...features } = raw as Record<string, unknown> ?? {};
+    return features;
   },
-  async onActivate(ctx) {
-    for (const c of await ctx.services.store.loadAcks(ctx.key)) ctx.state.devices[c.device] = c.seq;
+  onActivate(ctx) {
     presenceActivated(ctx);
   },
   async onPassivate(ctx) {
@@ -64,23 +92,22 @@ export const userBehavior = defineBehavior<UserState, ImServices>({
     ...presenceHandlers,
     ...pushHandlers,
     ...conversationHandlers,
-    /** A device connected: registers it and answers the latest inbox seq. */
+    /** A device connected (counted in presence); answers the latest inbox seq. */
     async connect(ctx, body: { device: string; conn?: string }) {
       if (typeof body?.device !== "string") throw new BadRequestError("Missing device");
-      if (!(body.device in ctx.state.devices)) ctx.state.devices[body.device] = 0;
       presenceConnected(ctx, body);
       return { seq: await ctx.services.store.latestSeq(ctx.key) };
     },
-    /** A device holds every inbox message up to `seq`. */
+    /** A device holds every inbox message up to `seq`; answers the cursor after the call. */
     ack(ctx, body: { device: string; seq: number }) {
       const { device, seq } = body;
       if (typeof device !== "string" || !Number.isSafeInteger(seq) || seq < 0) {
         throw new BadRequestError("Malformed ack");
       }
-      if (seq <= (ctx.state.devices[device] ?? 0)) return { seq: ctx.state.devices[device] };
-      ctx.state.devices[device] = seq;
-      ctx.services.acks.mark(ctx.id, ctx.epoch, ctx.key, device, seq);
-      return { seq };
+      const cursors = ctx.state.devices;
+      if (cursors) return applyAck(ctx, cursors, device, seq);
+      // The first ack of this activation loads the cursors, within the turn (acks stay ordered).
+      return cursorsOf(ctx).then((c) => applyAck(ctx, c, device, seq));
     },
     /** Inbox entries after `after` (msg frames with `seq`), the latest seq and `more`. */
     sync(ctx, body: { after: number; limit: number }) {
@@ -97,9 +124,9 @@ export const userBehavior = defineBehavior<UserState, ImServices>({
         return { frames, seq: Math.max(latest, page.at(-1)?.seq ?? 0), more };
       })());
     },
-    /** The devices and their cursors (admin, tests). */
-    devices(ctx) {
-      return { ...ctx.state.devices };
+    /** The devices that have a cursor, and their cursors (admin, tests). */
+    async devices(ctx) {
+      return { ...await cursorsOf(ctx) };
     },
   },
 });
