@@ -10,10 +10,9 @@
 import { ActorHost } from "./actors/host.ts";
 import { AckWriter } from "./actors/im/ack_writer.ts";
 import { imBehaviors, type ImServices } from "./actors/im/mod.ts";
-import type { Membership } from "./cluster/membership.ts";
 import type { Placement } from "./cluster/placement.ts";
 import { Router } from "./cluster/router.ts";
-import type { Delivery, Transport } from "./cluster/transport.ts";
+import type { Delivery } from "./cluster/transport.ts";
 import type { Config } from "./config.ts";
 import { GroupCommit } from "./db/group_commit.ts";
 import { openStore } from "./db/open_store.ts";
@@ -25,6 +24,7 @@ import { gatewayMetrics } from "./gateway/metrics.ts";
 import { OpRegistry } from "./gateway/op_registry.ts";
 import { registerAllOps } from "./gateway/ops_all.ts";
 import { notifierFromConfig, offlinePushHook } from "./push/from_config.ts";
+import { ConnectionDirectory, DIRECTORY_ADDRESS } from "./cluster/connection_directory.ts";
 import { TokenService } from "./gateway/tokens.ts";
 import { CloseCode, type Session } from "./gateway/ws_session.ts";
 import { createLogger, type Logger } from "./observability/log.ts";
@@ -120,6 +120,15 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
     const commits = new GroupCommit(store);
     cleanups.unshift(() => commits.close());
     const registry = new ConnectionRegistry();
+    // Which nodes hold which users' connections: deliveries go only there.
+    const directory = new ConnectionDirectory({
+      nodeId,
+      transport,
+      membership,
+      onError: (what, node, err) =>
+        logger.warn("connection directory: a node did not answer", { what, node, err }),
+    });
+    cleanups.unshift(() => Promise.resolve(directory.close()));
     const router = new Router({
       nodeId,
       transport,
@@ -141,7 +150,9 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
       store,
       acks,
       commit: (req) => commits.append(req),
-      deliver: (d) => broadcast(membership, transport, d),
+      deliver: (d) => {
+        for (const n of directory.route(d.users)) transport.deliver(n, d);
+      },
       newId,
       now: Date.now,
       limits: {
@@ -241,7 +252,7 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
     // with a connection on this node are online: they are skipped without asking).
     const offlinePush = offlinePushHook(
       (to, type, body) => router.tell(to, type, body, { sender: "push" }),
-      (user) => !registry.forUser(user)[Symbol.iterator]().next().done,
+      (user) => directory.isConnected(user),
     );
     for (const kind of ["direct", "group"]) host.hooks.after(kind, "delivered", offlinePush);
     for (const [name, read] of Object.entries(notifierGauges)) {
@@ -252,7 +263,21 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
       );
     }
     await transport.serve((env) =>
-      env.to === NODE_ADDRESS ? control.handle(env) : host.receive(env)
+      env.to === NODE_ADDRESS
+        ? control.handle(env)
+        : env.to === DIRECTORY_ADDRESS
+        ? directory.handle(env)
+        : host.receive(env)
+    );
+    metrics.gauge(
+      "im_directory_entries",
+      "Users' connections on other nodes known to this node (user × node)",
+      () => directory.size,
+    );
+    metrics.gauge(
+      "im_directory_pending_nodes",
+      "Live nodes whose connection list this node has not merged yet (they get every delivery)",
+      () => directory.pendingNodes,
     );
 
     const ops = new OpRegistry();
@@ -296,6 +321,7 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
         logger,
         metrics: gateway,
         limits: rateLimiter,
+        directory,
       },
     });
     app.route(
@@ -421,11 +447,6 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
     for (const c of cleanups) await c().catch(() => {});
     throw err;
   }
-}
-
-/** Sends a delivery to every live node (each pushes to its local sockets of those users). */
-function broadcast(membership: Membership, transport: Transport, d: Delivery): void {
-  for (const n of membership.liveNodes()) transport.deliver(n.id, d);
 }
 
 /** Node metrics that need updating from outside (hooks, deliveries). */

@@ -76,6 +76,15 @@ export interface SessionDeps {
   nodeId?: string;
   /** Per-user and per-connection rate limits (rate_limit.ts), shared by the node's sessions. */
   limits: UserRateLimiter;
+  /**
+   * The cluster's connection directory (cluster/connection_directory.ts): told when a user's
+   * connection opens here (awaited before the `auth` answer's `seq` is read, so deliveries find
+   * this node) and when it closes.
+   */
+  directory?: {
+    connected(userId: string): Promise<void>;
+    disconnected(userId: string): void;
+  };
 }
 
 /** How long a socket's backlog may stay above MAX_SOCKET_BUFFER_BYTES before it is shed. */
@@ -239,6 +248,7 @@ export class Session implements Connection {
     if (this.#detached) return;
     this.#detached = true;
     this.#leavePresence();
+    this.#leaveDirectory();
     this.#limiter?.release();
     this.deps.registry.remove(this);
     this.deps.metrics.connectionsClosed.inc();
@@ -406,6 +416,12 @@ export class Session implements Connection {
       this.#userId = claims.userId;
       this.#device = req.device ?? claims.device;
       try {
+        const directory = this.deps.directory;
+        if (directory) {
+          this.#inDirectory = true;
+          await directory.connected(this.#userId);
+          if (this.#closed()) return; // #detach left the directory
+        }
         this.#inPresence = true;
         const res = await this.#ask(userActor(this.#userId), "connect", {
           device: this.#device,
@@ -436,10 +452,20 @@ export class Session implements Connection {
         this.#fail(id, err);
         // The connect may have run before it failed here; this undoes it (a no-op otherwise).
         this.#leavePresence();
+        this.#leaveDirectory();
         this.#state = "new";
         this.#waiting = null;
       }
     })();
+  }
+
+  /** Whether this connection is counted in the connection directory. */
+  #inDirectory = false;
+
+  #leaveDirectory(): void {
+    if (!this.#inDirectory) return;
+    this.#inDirectory = false;
+    this.deps.directory?.disconnected(this.#userId);
   }
 
   /** Whether the user's actor may count this connection as one of its devices. */

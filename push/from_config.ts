@@ -40,12 +40,13 @@ const SILENT_TYPES = new Set(["system"]);
 /**
  * An `after` hook for the `delivered` event of conversation actors: tells every recipient's
  * user actor (except the sender's) `push.offline`, which decides. Runs after the commit and the
- * live delivery, outside the conversation actor's turn. `connectedHere` may name users known to
- * be online (a connection on this node): they are skipped without a message.
+ * live delivery, outside the conversation actor's turn. `connected` may name users known to be
+ * online (node.ts: a connection anywhere in the cluster, per the connection directory): they
+ * are skipped without a message.
  */
 export function offlinePushHook(
   tell: (to: string, type: string, body: unknown) => void,
-  connectedHere: (userId: string) => boolean = () => false,
+  connected: (userId: string) => boolean = () => false,
 ): AfterEventHook {
   return ({ payload }) => {
     const { message, users } = payload as { message: StoredMessage; users: string[] };
@@ -60,7 +61,7 @@ export function offlinePushHook(
       bodyType,
     };
     for (const user of users) {
-      if (user !== message.from && !connectedHere(user)) {
+      if (user !== message.from && !connected(user)) {
         tell(userActor(user), "push.offline", candidate);
       }
     }
