@@ -176,9 +176,10 @@ const RESOLVED: Promise<void> = Promise.resolve();
 /**
  * One activation. Lean on purpose: every connected user keeps its user actor active, so this
  * record (with its context, mailbox and timers) is paid once per connection. Rarely used parts
- * (backlog, waiters, the snapshot chain) are allocated on first use.
+ * (backlog, waiters, the snapshot chain) are allocated on first use. The record is itself its
+ * passivation check's entry on the host's timer heap.
  */
-class Activation<Svc> implements MailboxHandler<Item> {
+class Activation<Svc> extends HeapTimer implements MailboxHandler<Item> {
   status: Status = "activating";
   /** 0 until claimed. */
   epoch = 0;
@@ -189,8 +190,6 @@ class Activation<Svc> implements MailboxHandler<Item> {
   readonly ctx: ActorContext<unknown, Svc>;
   /** Behaviour timers, a linked list through {@link ActorTimer.next}. */
   timers: ActorTimer<Svc> | null = null;
-  /** The passivation check (allocated once, rescheduled). */
-  idleTimer: IdleTimer<Svc> | null = null;
   lastActivity: number;
   /** Turns since the last snapshot (a passivation snapshot is skipped when 0). */
   dirty = 0;
@@ -218,6 +217,7 @@ class Activation<Svc> implements MailboxHandler<Item> {
     readonly capacity: number,
     clock: () => number,
   ) {
+    super();
     this.lastActivity = clock();
     this.mailbox = new Mailbox<Item>({ owner: id, capacity, clock, paused: true, handler: this });
     this.ctx = new ActorCtx(this);
@@ -232,6 +232,11 @@ class Activation<Svc> implements MailboxHandler<Item> {
   onIdle(): void {
     this.ops.idle(this);
   }
+
+  /** The shape the placement's `renew` reads (no object per actor per renewal). */
+  get actorId(): ActorId {
+    return this.id;
+  }
 }
 
 /** A behaviour timer (`ctx.setTimer`) on the host's timer heap. */
@@ -245,13 +250,6 @@ class ActorTimer<Svc> extends HeapTimer {
     public delay: number,
     public repeat: boolean,
   ) {
-    super();
-  }
-}
-
-/** The passivation check of one activation on the host's timer heap. */
-class IdleTimer<Svc> extends HeapTimer {
-  constructor(readonly rec: Activation<Svc>) {
     super();
   }
 }
@@ -368,7 +366,7 @@ export class ActorHost<Svc> {
   #selfLost = false;
   readonly #ops: HostOps<Svc>;
   /** Every activation's timers (behaviour timers and passivation checks) on one native timer. */
-  readonly #timers: TimerHeap<ActorTimer<Svc> | IdleTimer<Svc>>;
+  readonly #timers: TimerHeap<ActorTimer<Svc> | Activation<Svc>>;
 
   constructor(options: ActorHostOptions<Svc>) {
     this.#nodeId = options.nodeId;
@@ -876,9 +874,9 @@ export class ActorHost<Svc> {
     this.#timers.schedule(t, this.#clock() + delay);
   }
 
-  #timerFired(t: ActorTimer<Svc> | IdleTimer<Svc>): void {
-    if (t instanceof IdleTimer) {
-      this.#idleCheck(t.rec);
+  #timerFired(t: ActorTimer<Svc> | Activation<Svc>): void {
+    if (t instanceof Activation) {
+      this.#idleCheck(t);
       return;
     }
     const rec = t.rec;
@@ -932,7 +930,7 @@ export class ActorHost<Svc> {
   #cancelAllTimers(rec: Activation<Svc>): void {
     for (let t = rec.timers; t; t = t.next) this.#timers.remove(t);
     rec.timers = null;
-    if (rec.idleTimer) this.#timers.remove(rec.idleTimer);
+    this.#timers.remove(rec);
   }
 
   // ------------------------------------------------------------------------ passivation
@@ -944,13 +942,10 @@ export class ActorHost<Svc> {
   }
 
   #armIdle(rec: Activation<Svc>): void {
-    if ((rec.idleTimer?.index ?? -1) >= 0 || !Number.isFinite(rec.idleAfter) || rec.idleAfter < 0) {
-      return;
-    }
+    if (rec.index >= 0 || !Number.isFinite(rec.idleAfter) || rec.idleAfter < 0) return;
     // One check per idle period rather than one reset per message: when it comes early
     // (activity since), it re-arms for the remainder.
-    rec.idleTimer ??= new IdleTimer(rec);
-    this.#timers.schedule(rec.idleTimer, rec.lastActivity + rec.idleAfter);
+    this.#timers.schedule(rec, rec.lastActivity + rec.idleAfter);
   }
 
   #idleCheck(rec: Activation<Svc>): void {
@@ -963,7 +958,7 @@ export class ActorHost<Svc> {
     if (rec.status === "passivating") return rec.passivation ?? Promise.resolve();
     if (rec.status !== "active") return Promise.resolve();
     rec.status = "passivating";
-    if (rec.idleTimer) this.#timers.remove(rec.idleTimer);
+    this.#timers.remove(rec);
     rec.passivation = this.#runPassivation(rec, final);
     return rec.passivation;
   }
@@ -1120,7 +1115,8 @@ export class ActorHost<Svc> {
     );
     if (held.length === 0) return;
     const startedAt = this.#clock();
-    const actors = held.map((r) => ({ actorId: r.id, epoch: r.epoch }));
+    // The records themselves have the `{actorId, epoch}` shape renew reads.
+    const actors: { actorId: string; epoch: number }[] = held;
     this.#renewing = (async () => {
       try {
         const lost = new Set(await this.#placement.renew(this.#nodeId, actors, this.#leaseMs));
