@@ -388,7 +388,8 @@ export class ActorHost<Svc> {
       throw new RangeError("renewEveryMs must be positive and below leaseMs");
     }
     this.hooks = new HookRegistry(this.#logger);
-    this.#timers = new TimerHeap(this.#clock, (t) => this.#timerFired(t));
+    // Monotonic time: a change of the wall clock moves no timer.
+    this.#timers = new TimerHeap((t) => this.#timerFired(t));
     this.#ops = {
       services: this.#services,
       turn: (rec, item) => this.#turn(rec, item),
@@ -871,7 +872,7 @@ export class ActorHost<Svc> {
       t.next = rec.timers;
       rec.timers = t;
     }
-    this.#timers.schedule(t, this.#clock() + delay);
+    this.#timers.scheduleIn(t, delay);
   }
 
   #timerFired(t: ActorTimer<Svc> | Activation<Svc>): void {
@@ -880,7 +881,7 @@ export class ActorHost<Svc> {
       return;
     }
     const rec = t.rec;
-    if (t.repeat) this.#timers.schedule(t, this.#clock() + t.delay);
+    if (t.repeat) this.#timers.scheduleIn(t, t.delay);
     else this.#unlinkTimer(rec, t);
     if (rec.status !== "active" && rec.status !== "activating") return;
     const name = t.name;
@@ -945,7 +946,7 @@ export class ActorHost<Svc> {
     if (rec.index >= 0 || !Number.isFinite(rec.idleAfter) || rec.idleAfter < 0) return;
     // One check per idle period rather than one reset per message: when it comes early
     // (activity since), it re-arms for the remainder.
-    this.#timers.schedule(rec, rec.lastActivity + rec.idleAfter);
+    this.#timers.scheduleIn(rec, rec.lastActivity + rec.idleAfter - this.#clock());
   }
 
   #idleCheck(rec: Activation<Svc>): void {

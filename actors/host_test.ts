@@ -23,7 +23,8 @@ type FakeClock = ReturnType<ReturnType<typeof FakeTimers.withGlobal>["install"]>
 function fakeTime(): FakeClock {
   return FakeTimers.withGlobal(globalThis).install({
     now: 1_000_000,
-    toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"],
+    // performance: the host's timers run on monotonic time.
+    toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date", "performance"],
   });
 }
 

@@ -9,8 +9,9 @@
  * here is one small object.
  *
  * Guarantees:
- * - An entry fires once its due time (by `clock`) has come, never before; entries due at the
- *   same time fire in the order they were scheduled. Firing is a plain call of `onFire` from the
+ * - An entry fires once its due time (by `clock`, monotonic `performance.now()` by default, so
+ *   a change of the wall clock moves no timer) has come, never before; entries due at the same
+ *   time fire in the order they were scheduled. Firing is a plain call of `onFire` from the
  *   native timer's callback (no extra task per entry).
  * - `remove` is O(log n) and idempotent; an entry is in at most one heap at a time.
  * - No native timer is pending while the heap is empty (a process with nothing scheduled can
@@ -42,9 +43,19 @@ export class TimerHeap<T extends HeapTimer> {
   #armedFor = Infinity;
   readonly #run = () => this.#fire();
 
-  constructor(clock: () => number, onFire: (entry: T) => void) {
+  constructor(onFire: (entry: T) => void, clock: () => number = () => performance.now()) {
     this.#clock = clock;
     this.#onFire = onFire;
+  }
+
+  /** The heap's time (what `schedule` takes due times in). */
+  now(): number {
+    return this.#clock();
+  }
+
+  /** Schedules `entry` `delayMs` from now (see {@link TimerHeap.schedule}). */
+  scheduleIn(entry: T, delayMs: number): void {
+    this.schedule(entry, this.#clock() + Math.max(0, delayMs));
   }
 
   /** Entries scheduled. */
