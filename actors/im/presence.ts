@@ -15,20 +15,21 @@
  *   So after a node restart its old connections no longer count, and the user shows offline
  *   with a last-seen time until a device connects again.
  * - **No durable write per connect or disconnect.** The connections live in the actor's memory
- *   and reach the store with the snapshots the actor writes anyway: always the last one, when it
+ *   and reach the store with the snapshots the actor writes anyway: always its last one, when it
  *   passivates or hands off (graceful shutdown), and any it writes for other reasons. What a
- *   snapshot cannot know is repaired from the gateways, which are the source of truth: an
- *   activation that does not follow a clean hand-off — the previous activation's last snapshot
- *   is missing (crash, fenced, dropped) or a snapshot of another activation came after it — asks
- *   every live node to re-announce the sessions of this user (`presence.reassert`, one
- *   cluster-wide delivery), and forgets the restored connections of live nodes that nobody
- *   re-announced within `PRESENCE_TIMING.confirmMs`. Clean means: the snapshot was written by
- *   the passivation of epoch `E` (the state's `handoff = E`) and this activation's epoch is
- *   `E + 1` (every activation raises the stored epoch before its first turn, so any activation
- *   in between, even one that wrote nothing, leaves a gap); or there is no snapshot and this is
- *   the actor's first epoch. The cost of a crash is therefore one
- *   broadcast per re-activated user actor; the common path costs nothing. Last seen is durable
- *   with the next snapshot (a crash before it shows the time of the recovery instead).
+ *   snapshot cannot know is repaired from the gateways, the source of truth: an activation that
+ *   does not follow a clean hand-off (the previous activation crashed, was fenced or dropped, so
+ *   its last connections were never written) sends one internal delivery to the user
+ *   (`$presence.reassert`: every gateway holding a session of the user re-announces it with
+ *   `presence.reassert`, see gateway/connections.ts), and forgets the restored connections of
+ *   live nodes that nobody re-announced within `PRESENCE_TIMING.confirmMs`. Clean means: the
+ *   snapshot was written by the passivation of epoch `E` (the state's `handoff = E`) and this
+ *   activation's epoch is `E + 1` — every activation raises the stored epoch before its first
+ *   turn, so any activation in between, even one that wrote nothing, leaves a gap — or there is
+ *   no snapshot and this is the actor's first epoch. A crash therefore costs one delivery per
+ *   re-activated user actor, and the common path (connect, disconnect) costs no write at all.
+ *   Last seen is durable with the next snapshot (after a crash before it, the user shows the
+ *   time of the recovery instead).
  * - Only **friends and group co-members** see a user's presence: a subscription names the ids
  *   and, for non-friends, a group both belong to; the group actor confirms the membership and
  *   the watched user's actor confirms the friendship and that it does not block the watcher.
