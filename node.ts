@@ -275,6 +275,11 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
       () => directory.size,
     );
     metrics.gauge(
+      "im_cluster_live_nodes",
+      "Live nodes in this node's view of the cluster (itself included)",
+      () => membership.liveNodes().length,
+    );
+    metrics.gauge(
       "im_directory_pending_nodes",
       "Live nodes whose connection list this node has not merged yet (they get every delivery)",
       () => directory.pendingNodes,

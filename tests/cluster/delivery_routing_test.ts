@@ -35,13 +35,16 @@ Deno.test("cluster: deliveries reach only the nodes holding the recipients' conn
     ]);
     clients.push(a, b);
     // Every node sees the others (heartbeat 1 s) and has merged their lists.
-    await sleep(1500);
-    for (const url of [n0, n1, n2]) {
+    const urls = [n0, n1, n2];
+    for (const url of urls) {
       await until(
-        `${url} has every node's list`,
-        async () => await gauge(url, "im_directory_pending_nodes") === 0,
+        `${url} sees 3 nodes and has every node's list`,
+        async () =>
+          await gauge(url, "im_cluster_live_nodes") === 3 &&
+          await gauge(url, "im_directory_pending_nodes") === 0,
       );
     }
+    const entries = await Promise.all(urls.map((u) => gauge(u, "im_directory_entries")));
 
     const before2 = await deliveriesAt(n2);
     const before1 = await deliveriesAt(n1);
@@ -59,10 +62,15 @@ Deno.test("cluster: deliveries reach only the nodes holding the recipients' conn
     assert.equal(pushed[0].mid, sent.ok.mid);
     assert.ok(await deliveriesAt(n2) > before2);
 
-    // That device leaves: node 2 stops getting b's deliveries.
+    // That device leaves: once every node has heard so, node 2 stops getting b's deliveries.
     await extra.close();
     extra = null;
-    await sleep(500);
+    for (const [i, url] of urls.entries()) {
+      await until(
+        `${url} forgot b's device on node 2`,
+        async () => await gauge(url, "im_directory_entries") === entries[i],
+      );
+    }
     const after2 = await deliveriesAt(n2);
     await a.send({ user: b.userId }, "after-close", "only node 1");
     await until("b got it", () => b.conn!.msgs().length >= 22);
