@@ -7,7 +7,8 @@
  * arriving while a flush is in flight wait for it and go together in the next one.
  *
  * Guarantees:
- * - One flush in flight at a time; batches hold at most `maxBatch` requests and `maxRows`
+ * - One flush in flight at a time (two for a store that runs its calls one at a time in call
+ *   order, see `maxInFlight`); batches hold at most `maxBatch` requests and `maxRows`
  *   recipients (a single larger request goes alone); requests are written in arrival order
  *   (FIFO within and across batches).
  * - Each promise resolves with its own request's result once the batch has committed.
@@ -47,6 +48,13 @@ export interface GroupCommitOptions {
   blocking?: boolean;
   /** Longest wait for more requests after a blocking commit, ms (default 2). */
   maxLingerMs?: number;
+  /**
+   * Batches handed to the store before the first has answered (default 2 for a store whose
+   * calls run one at a time in call order, `serialCalls`, else 1). With 2, the threaded SQLite
+   * store starts the next batch the moment it has committed one, instead of idling until the
+   * event loop has read the answer and sent the next. Batches still commit in arrival order.
+   */
+  maxInFlight?: number;
 }
 
 interface Pending {
@@ -61,12 +69,18 @@ export class GroupCommit {
   readonly #maxBatch: number;
   readonly #maxRows: number;
   #queue: Pending[] = [];
-  #flushing: Promise<void> | null = null;
+  /** Drain loops running (each has at most one batch in flight), and their promises. */
+  readonly #lanes = new Set<object>();
+  readonly #draining = new Set<Promise<void>>();
   #closed = false;
   readonly #blocking: boolean;
   readonly #maxLingerMs: number;
+  readonly #maxInFlight: number;
 
-  constructor(store: Pick<Store, "append" | "blocksThread">, options: GroupCommitOptions = {}) {
+  constructor(
+    store: Pick<Store, "append" | "blocksThread" | "serialCalls">,
+    options: GroupCommitOptions = {},
+  ) {
     const maxBatch = options.maxBatch ?? 256;
     if (!Number.isInteger(maxBatch) || maxBatch < 1) {
       throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
@@ -81,6 +95,12 @@ export class GroupCommit {
     this.#maxRows = maxRows;
     this.#blocking = blocking;
     this.#maxLingerMs = options.maxLingerMs ?? 2;
+    // A blocking store finishes each call before the next can be made: nothing to overlap.
+    const maxInFlight = blocking ? 1 : options.maxInFlight ?? (store.serialCalls ? 2 : 1);
+    if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
+      throw new RangeError(`maxInFlight must be a positive integer, got ${maxInFlight}`);
+    }
+    this.#maxInFlight = maxInFlight;
   }
 
   /** Requests queued and not yet handed to the store. */
@@ -95,17 +115,25 @@ export class GroupCommit {
     }
     return new Promise<AppendResult>((resolve, reject) => {
       this.#queue.push({ request, resolve, reject });
-      this.#flushing ??= this.#drain();
+      if (this.#lanes.size < this.#maxInFlight) this.#startLane();
     });
   }
 
   /** Flushes every queued request; afterwards `append` rejects with UnavailableError. */
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#flushing;
+    while (this.#draining.size > 0) await Promise.all([...this.#draining]);
   }
 
-  async #drain(): Promise<void> {
+  #startLane(): void {
+    const lane = {};
+    this.#lanes.add(lane);
+    const done = this.#drain(lane);
+    this.#draining.add(done);
+    done.finally(() => this.#draining.delete(done));
+  }
+
+  async #drain(lane: object): Promise<void> {
     // Let the synchronous burst that started this drain finish queueing: it joins the batch.
     await Promise.resolve();
     while (this.#queue.length > 0) {
@@ -119,7 +147,7 @@ export class GroupCommit {
       }
     }
     // Same synchronous step as the final empty-queue check: a later append starts a new drain.
-    this.#flushing = null;
+    this.#lanes.delete(lane);
   }
 
   /** How many queued requests the next batch takes (FIFO, within maxBatch and maxRows). */

@@ -295,3 +295,54 @@ Deno.test("a store that does not block gets no linger: the next request is flush
   await second;
   await commits.close();
 });
+
+Deno.test("a store whose calls run in call order gets the next batch while one is in flight, and batches commit in arrival order", async () => {
+  const store = Object.assign(new ControlledStore(), { serialCalls: true });
+  const commits = new GroupCommit(store);
+  const results: number[] = [];
+  const track = (p: Promise<AppendResult>) =>
+    p.then((r) => results.push(r.status === "stored" ? r.message.cseq : -1));
+  const first = track(commits.append(request(1)));
+  await settle();
+  assert.equal(store.inFlight, 1);
+  // Arrives while batch 1 is in flight: handed over at once, as a second batch.
+  const second = [2, 3].map((n) => track(commits.append(request(n))));
+  await settle();
+  assert.equal(store.inFlight, 2);
+  assert.deepEqual(store.batches.map((b) => b.map((r) => r.ts)), [[1], [2, 3]]);
+  // A third batch waits for a free lane.
+  const third = track(commits.append(request(4)));
+  await settle();
+  assert.equal(store.inFlight, 2);
+  store.commitNext();
+  await settle();
+  assert.deepEqual(store.batches.map((b) => b.map((r) => r.ts)), [[1], [2, 3], [4]]);
+  store.commitNext();
+  store.commitNext();
+  await Promise.all([first, ...second, third]);
+  assert.deepEqual(results, [1, 2, 3, 4]);
+  const closing = commits.close();
+  await closing;
+  assert.equal(commits.pending, 0);
+});
+
+Deno.test("close waits for every batch in flight when two are", async () => {
+  const store = Object.assign(new ControlledStore(), { serialCalls: true });
+  const commits = new GroupCommit(store);
+  const a = commits.append(request(1));
+  await settle();
+  const b = commits.append(request(2));
+  await settle();
+  assert.equal(store.inFlight, 2);
+  let closed = false;
+  const closing = commits.close().then(() => closed = true);
+  await settle();
+  assert.equal(closed, false);
+  store.commitNext();
+  await settle();
+  assert.equal(closed, false);
+  store.commitNext();
+  await closing;
+  await Promise.all([a, b]);
+  await assert.rejects(commits.append(request(3)), /shutting down/);
+});

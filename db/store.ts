@@ -236,6 +236,12 @@ export interface Store {
    * in-thread SQLite store): nothing else runs meanwhile, so batching must wait for arrivals.
    */
   readonly blocksThread?: boolean;
+  /**
+   * True when calls run one at a time, in the order they were made, each to completion (the
+   * SQLite stores): a caller may issue the next write before the previous one has answered and
+   * still get them committed in that order.
+   */
+  readonly serialCalls?: boolean;
 
   // ---- accounts ----
   /** Creates an account. Rejects with ImError code `username_taken` when the name exists. */

@@ -43,6 +43,9 @@ export function openThreadedSqliteStore(path: string, options: SqliteStoreOption
   return new Proxy({} as Store, {
     get(_target, prop) {
       if (prop === "kind") return "sqlite";
+      if (prop === "serialCalls") return true;
+      // Its calls never block the caller's thread (see the module doc).
+      if (prop === "blocksThread") return false;
       if (typeof prop !== "string" || prop === "then") return undefined;
       if (prop === "close") return () => client.close();
       return (...args: unknown[]) => client.call(prop, args);
