@@ -19,7 +19,7 @@ import { openStore } from "./db/open_store.ts";
 import type { Store } from "./db/store.ts";
 import { createApp, type Health } from "./gateway/app.ts";
 import { ConnectionRegistry } from "./gateway/connections.ts";
-import { newId } from "./gateway/ids.ts";
+import { newId, newOrderedId } from "./gateway/ids.ts";
 import { gatewayMetrics } from "./gateway/metrics.ts";
 import { OpRegistry } from "./gateway/op_registry.ts";
 import { registerAllOps } from "./gateway/ops_all.ts";
@@ -154,6 +154,7 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
         for (const n of directory.route(d.users)) transport.deliver(n, d);
       },
       newId,
+      newMessageId: () => newOrderedId("m_"),
       now: Date.now,
       limits: {
         groupMaxMembers: config.groupMaxMembers,

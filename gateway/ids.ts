@@ -23,6 +23,27 @@ export function newId(prefix: string): string {
   return prefix + randomBase32(ID_RANDOM_LENGTH);
 }
 
+/** The same 32 characters in code-point order, so that the time part sorts as numbers do. */
+const SORTED_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz";
+/** Characters of the time part of {@link newOrderedId}: 45 bits of milliseconds (~1,100 years). */
+const TIME_LENGTH = 9;
+
+/**
+ * A new id whose order follows creation time: `prefix` + 9 base32 chars of the current time in
+ * milliseconds + 11 random chars (55 bits), the same shape as {@link newId}. Used for message
+ * ids: an index on them then grows at its end instead of at a random page per insert (the
+ * store writes far fewer pages per commit). Not for secrets: the time part is readable.
+ */
+export function newOrderedId(prefix: string, now = Date.now()): string {
+  let t = Math.max(0, Math.floor(now));
+  let time = "";
+  for (let i = 0; i < TIME_LENGTH; i++) {
+    time = SORTED_ALPHABET[t % 32] + time;
+    t = Math.floor(t / 32);
+  }
+  return prefix + time + randomBase32(ID_RANDOM_LENGTH - TIME_LENGTH);
+}
+
 /** True when `value` has the shape of an id made by {@link newId} with this prefix. */
 export function isId(value: unknown, prefix: string): value is string {
   if (typeof value !== "string") return false;

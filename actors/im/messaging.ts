@@ -93,7 +93,7 @@ export function commitSend<S extends object>(
   let committed = svc.commit({
     actorId: ctx.id,
     epoch: ctx.epoch,
-    mid: svc.newId("m_"),
+    mid: svc.newMessageId?.() ?? svc.newId("m_"),
     conv,
     from: req.from,
     to: req.to,

@@ -29,6 +29,11 @@ export interface ImServices {
   deliver(delivery: Delivery): void;
   /** A new random id with a prefix (`m_`, `g_`). */
   newId(prefix: string): string;
+  /**
+   * A new message id (default `newId("m_")`); node.ts gives time-ordered ones so the store's
+   * index on message ids grows at its end.
+   */
+  newMessageId?(): string;
   /** Server time, ms since the epoch. */
   now(): number;
   limits: ImLimits;
