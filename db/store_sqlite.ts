@@ -58,6 +58,11 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
   /** Schema versions to apply (tests only; defaults to {@link SQLITE_MIGRATIONS}). */
   migrations?: readonly SqliteMigration[];
+  /**
+   * WAL pages after which a commit checkpoints (SQLite's `wal_autocheckpoint`; default 1000).
+   * The threaded store raises it: its own checkpointer thread does the work.
+   */
+  walAutocheckpointPages?: number;
 }
 
 type Row = Record<string, unknown>;
@@ -83,9 +88,13 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
     db.exec("PRAGMA synchronous = FULL");
     db.exec("PRAGMA foreign_keys = ON");
     db.exec("PRAGMA temp_store = MEMORY");
-    // Checkpoint every ~32 MiB of WAL instead of 4: a page that many commits touch (an inbox
-    // tail, a counter) is copied into the database once per checkpoint, not once per few commits.
-    db.exec("PRAGMA wal_autocheckpoint = 8000");
+    const autocheckpoint = options.walAutocheckpointPages ?? 1000;
+    if (!Number.isInteger(autocheckpoint) || autocheckpoint < 0) {
+      throw new RangeError(
+        `walAutocheckpointPages must be a natural number, got ${autocheckpoint}`,
+      );
+    }
+    db.exec(`PRAGMA wal_autocheckpoint = ${autocheckpoint}`);
   } catch (err) {
     throw translateError(err);
   }

@@ -12,6 +12,8 @@
  *   {@link openSqliteStore} (the worker runs them to completion before the next).
  * - A resolved write has been committed and fsynced.
  * - Errors keep their class and fields (`FencedError`, `UnavailableError`, ImError codes).
+ * - The WAL is checkpointed by a second thread with its own connection (a `PASSIVE` checkpoint
+ *   every 250 ms, sqlite_checkpoint_worker.ts), so no commit waits for a checkpoint.
  * - If the worker dies, every call in flight rejects with `UnavailableError` (a write in flight
  *   may or may not have committed, as with a lost database connection) and the next call starts
  *   a new worker on the same file. After `close()`, calls reject with `UnavailableError`.
@@ -39,7 +41,11 @@ interface Pending {
  * call reject with the reason.
  */
 export function openThreadedSqliteStore(path: string, options: SqliteStoreOptions = {}): Store {
-  const client = new ThreadClient(path, options);
+  const client = new ThreadClient(path, {
+    ...options,
+    // The checkpointer thread keeps the WAL short; this is only the backstop (~80 MiB).
+    walAutocheckpointPages: options.walAutocheckpointPages ?? 20_000,
+  });
   return new Proxy({} as Store, {
     get(_target, prop) {
       if (prop === "kind") return "sqlite";
@@ -53,8 +59,12 @@ export function openThreadedSqliteStore(path: string, options: SqliteStoreOption
   });
 }
 
+/** How often the checkpointer copies the WAL into the database file, ms. */
+const CHECKPOINT_EVERY_MS = 250;
+
 class ThreadClient {
   #worker: Worker | null = null;
+  #checkpointer: Worker | null = null;
   #nextId = 1;
   readonly #pending = new Map<number, Pending>();
   #closed = false;
@@ -86,6 +96,8 @@ class ThreadClient {
       } finally {
         this.#closed = true;
         this.#stop(new UnavailableError("The SQLite store is closed"));
+        this.#checkpointer?.postMessage("stop");
+        this.#checkpointer = null;
       }
     })();
     return this.#closing;
@@ -113,7 +125,28 @@ class ThreadClient {
       { type: "open", path: this.path, options: this.options } satisfies OpenRequest,
     );
     this.#worker = worker;
+    if (!this.#checkpointer && this.path !== ":memory:" && !this.path.startsWith("file:")) {
+      this.#checkpointer = this.#startCheckpointer();
+    }
     return worker;
+  }
+
+  #startCheckpointer(): Worker {
+    const checkpointer = new Worker(
+      new URL("./sqlite_checkpoint_worker.ts", import.meta.url),
+      { type: "module" },
+    );
+    checkpointer.onmessage = (ev: MessageEvent<{ error: string }>) => {
+      // Not fatal (the writer's automatic checkpoint is the backstop), but worth seeing.
+      console.warn(`SQLite checkpoint failed: ${ev.data.error}`);
+    };
+    checkpointer.onerror = (ev) => {
+      ev.preventDefault();
+      console.warn(`SQLite checkpointer stopped: ${ev.message}`);
+      if (this.#checkpointer === checkpointer) this.#checkpointer = null;
+    };
+    checkpointer.postMessage({ path: this.path, everyMs: CHECKPOINT_EVERY_MS });
+    return checkpointer;
   }
 
   /** Ends the worker and fails what is in flight. */

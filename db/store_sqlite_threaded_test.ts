@@ -145,3 +145,30 @@ Deno.test("threaded SQLite: an argument that cannot cross the thread fails that 
     await store.close();
   }
 });
+
+Deno.test("threaded SQLite: a checkpointer thread copies the WAL into the database file while the writer goes on", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/im.sqlite3`;
+    const store = openThreadedSqliteStore(path);
+    try {
+      await store.migrate();
+      const before = (await Deno.stat(path)).size;
+      // Far below the writer's own automatic checkpoint (20,000 pages): only the checkpointer
+      // moves these pages into the file.
+      for (let b = 0; b < 20; b++) {
+        await store.append(Array.from({ length: 10 }, (_, i) => ({
+          ...request(`c${b}_${i}`),
+          recipients: Array.from({ length: 100 }, (_, u) => `u_${u}`),
+        })));
+      }
+      const deadline = Date.now() + 10_000;
+      while ((await Deno.stat(path)).size <= before) {
+        assert.ok(Date.now() < deadline, "the database file never grew: no checkpoint ran");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(await store.latestSeq("u_7"), 200);
+    } finally {
+      await store.close();
+    }
+  });
+});
