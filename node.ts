@@ -250,7 +250,7 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
       host.hooks.after(kind, "stored", () => node.messagesStored.inc());
     }
     // After each commit, every recipient's user actor decides on an offline push (recipients
-    // with a connection on this node are online: they are skipped without asking).
+    // the connection directory knows to be connected on any node are skipped without asking).
     const offlinePush = offlinePushHook(
       (to, type, body) => router.tell(to, type, body, { sender: "push" }),
       (user) => directory.isConnected(user),
