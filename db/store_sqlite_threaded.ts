@@ -40,12 +40,17 @@ interface Pending {
  * {@link openSqliteStore}, call `migrate()` before use; a file that cannot be opened makes every
  * call reject with the reason.
  */
-export function openThreadedSqliteStore(path: string, options: SqliteStoreOptions = {}): Store {
+export function openThreadedSqliteStore(
+  path: string,
+  options: SqliteStoreOptions = {},
+  /** The worker module (tests substitute one that can fail); default sqlite_thread_worker.ts. */
+  workerUrl: URL = new URL("./sqlite_thread_worker.ts", import.meta.url),
+): Store {
   const client = new ThreadClient(path, {
     ...options,
     // The checkpointer thread keeps the WAL short; this is only the backstop (~80 MiB).
     walAutocheckpointPages: options.walAutocheckpointPages ?? 20_000,
-  });
+  }, workerUrl);
   return new Proxy({} as Store, {
     get(_target, prop) {
       if (prop === "kind") return "sqlite";
@@ -70,7 +75,11 @@ class ThreadClient {
   #closed = false;
   #closing: Promise<void> | null = null;
 
-  constructor(readonly path: string, readonly options: SqliteStoreOptions) {}
+  constructor(
+    readonly path: string,
+    readonly options: SqliteStoreOptions,
+    readonly workerUrl: URL,
+  ) {}
 
   call(method: string, args: unknown[]): Promise<unknown> {
     if (this.#closed) return Promise.reject(new UnavailableError("The SQLite store is closed"));
@@ -104,7 +113,7 @@ class ThreadClient {
   }
 
   #start(): Worker {
-    const worker = new Worker(new URL("./sqlite_thread_worker.ts", import.meta.url), {
+    const worker = new Worker(this.workerUrl, {
       type: "module",
     });
     worker.onmessage = (ev: MessageEvent<Reply>) => {

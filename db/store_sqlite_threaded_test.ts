@@ -172,3 +172,29 @@ Deno.test("threaded SQLite: a checkpointer thread copies the WAL into the databa
     }
   });
 });
+
+Deno.test("threaded SQLite: when the worker dies, calls in flight fail with UnavailableError and the next call starts a new one on the same file", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/im.sqlite3`;
+    const store = openThreadedSqliteStore(
+      path,
+      {},
+      new URL("./testdata/crashing_sqlite_worker.ts", import.meta.url),
+    );
+    try {
+      await store.migrate();
+      const [stored] = await store.append([request("c1")]);
+      assert.equal(stored.status, "stored");
+      const crash = store.latestSeq("__crash__");
+      const behind = store.latestSeq("u_2");
+      await assert.rejects(crash, UnavailableError);
+      await assert.rejects(behind, UnavailableError);
+      // A new worker, same file: what was committed is there.
+      assert.equal(await store.latestSeq("u_2"), 1);
+      const [next] = await store.append([request("c2")]);
+      assert.equal(next.status === "stored" && next.message.cseq, 2);
+    } finally {
+      await store.close();
+    }
+  });
+});
