@@ -8,6 +8,12 @@
  * - `node:sqlite` is synchronous, so each call runs start to finish without interleaving with
  *   others in this process: read-check-write inside one transaction is atomic. Each call's work is
  *   bounded by its arguments (batch size, page limit); callers keep those bounded.
+ * - Each user's inbox is stored as runs (`inbox_runs`, schema version 6): a run maps consecutive
+ *   inbox seqs to consecutive cseqs of one conversation. `append` extends the user's tail run
+ *   (kept in `user_inbox_seq`, so it is not read) when the next entry is the same conversation's
+ *   next cseq, else starts a run: a group message rewrites one small row per member on a few
+ *   shared pages instead of inserting a row on each member's own page. Reads expand runs into
+ *   (seq, conv, cseq) and fetch the messages by the (conv, cseq) index.
  * - SQLite errors that mean "cannot reach the data right now" (busy, locked, I/O, full, closed)
  *   surface as {@link UnavailableError}; a taken username as ImError `username_taken`.
  *
