@@ -94,8 +94,8 @@ const RUNS_FROM = `
     AND seq_start + count > ?2
   ORDER BY seq_start`;
 
-/** Runs read per statement by readInbox (hidden messages may make it need more than `limit`). */
-const RUNS_PAGE = 64;
+/** Fewest inbox positions readInbox covers per round (hidden entries may need more rounds). */
+const INBOX_SLICE = 32;
 
 const MESSAGE_COLUMNS = "mid, conv, cseq, sender, cmid, to_kind, to_id, ts, body";
 
@@ -562,42 +562,62 @@ class SqliteStore implements Store {
   readInbox(userId: string, after: number, limit: number): Promise<InboxEntry[]> {
     return this.#call(() => {
       if (limit <= 0) return [];
-      // Runs are read a page at a time and expanded run by run through the (conv, cseq) index,
-      // skipping hidden and missing messages, until `limit` entries are found.
-      const runsPage = this.#st(`${RUNS_FROM} LIMIT ?3`);
-      const inRun = this.#st(
-        `SELECT ${MESSAGE_COLUMNS} FROM messages m
-         WHERE m.conv = ? AND m.cseq >= ? AND m.cseq <= ?
-           AND NOT EXISTS (SELECT 1 FROM message_hidden h WHERE h.user_id = ? AND h.mid = m.mid)
-         ORDER BY m.cseq
-         LIMIT ?`,
+      // The next positions as clipped runs, expanded and fetched by the (conv, cseq) index in one
+      // statement, hidden and missing messages left out; again from where that ended while
+      // entries are missing. At least INBOX_SLICE positions per round, so many hidden entries
+      // cost few rounds; the sort is bounded by the positions covered.
+      const fetch = this.#st(
+        `SELECT (s.value ->> 3) + m.cseq AS seq, ${
+          MESSAGE_COLUMNS.split(", ").map((c) => `m.${c}`).join(", ")
+        }
+         FROM json_each(?) s
+         JOIN messages m ON m.conv = s.value ->> 0
+           AND m.cseq >= s.value ->> 1 AND m.cseq < (s.value ->> 1) + (s.value ->> 2)
+         WHERE NOT EXISTS (SELECT 1 FROM message_hidden h WHERE h.user_id = ? AND h.mid = m.mid)
+         ORDER BY seq`,
       );
       const out: InboxEntry[] = [];
       let from = after;
-      for (;;) {
-        const runs = runsPage.all(userId, from, RUNS_PAGE);
-        for (const r of runs) {
-          const seqStart = r.seq_start as number;
-          const cseqStart = r.cseq_start as number;
-          const count = r.count as number;
-          // Entries of this run after `from` (the first run may start at or before it).
-          const skip = Math.max(0, from + 1 - seqStart);
-          const rows = inRun.all(
-            r.conv as string,
-            cseqStart + skip,
-            cseqStart + count - 1,
-            userId,
-            limit - out.length,
-          );
-          for (const row of rows) {
-            out.push({ seq: seqStart + (row.cseq as number) - cseqStart, message: toMessage(row) });
-          }
-          if (out.length >= limit) return out;
-          from = seqStart + count - 1;
+      while (out.length < limit) {
+        const want = Math.max(limit - out.length, INBOX_SLICE);
+        const { slices, covered, lastSeq } = this.#inboxSlices(userId, from, want);
+        if (covered === 0) break;
+        for (const row of fetch.all(JSON.stringify(slices), userId)) {
+          if (out.length === limit) break;
+          out.push({ seq: row.seq as number, message: toMessage(row) });
         }
-        if (runs.length < RUNS_PAGE) return out;
+        if (covered < want) break; // the inbox ends here
+        from = lastSeq;
       }
+      return out;
     });
+  }
+
+  /**
+   * The first `positions` inbox positions of `userId` after seq `after`, as clipped runs
+   * `[conv, first cseq, count, seq - cseq]` in seq order (fewer positions at the end of the
+   * inbox), with how many they cover and the last seq covered.
+   */
+  #inboxSlices(
+    userId: string,
+    after: number,
+    positions: number,
+  ): { slices: [string, number, number, number][]; covered: number; lastSeq: number } {
+    const slices: [string, number, number, number][] = [];
+    let covered = 0;
+    let lastSeq = after;
+    // At most `positions` runs: each holds at least one position.
+    for (const r of this.#st(`${RUNS_FROM} LIMIT ?3`).all(userId, after, positions)) {
+      const seqStart = r.seq_start as number;
+      const cseqStart = r.cseq_start as number;
+      const skip = Math.max(0, after + 1 - seqStart);
+      const n = Math.min((r.count as number) - skip, positions - covered);
+      slices.push([r.conv as string, cseqStart + skip, n, seqStart - cseqStart]);
+      covered += n;
+      lastSeq = seqStart + skip + n - 1;
+      if (covered === positions) break;
+    }
+    return { slices, covered, lastSeq };
   }
 
   latestSeq(userId: string): Promise<number> {
@@ -979,23 +999,8 @@ class SqliteStore implements Store {
   scanInboxConversations(userId: string, after: number, limit: number): Promise<InboxScan> {
     return this.#call(() => {
       if (limit <= 0) return { convs: [], scanned: 0, lastSeq: after };
-      // The first `limit` positions after `after`, as clipped runs (at most `limit` runs: each
-      // holds at least one position), then their messages grouped by conversation.
-      const slices: [string, number, number, number][] = [];
-      let left = limit;
-      for (const r of this.#st(`${RUNS_FROM} LIMIT ?3`).all(userId, after, limit)) {
-        const seqStart = r.seq_start as number;
-        const skip = Math.max(0, after + 1 - seqStart);
-        const n = Math.min((r.count as number) - skip, left);
-        slices.push([
-          r.conv as string,
-          (r.cseq_start as number) + skip,
-          n,
-          seqStart - (r.cseq_start as number),
-        ]);
-        left -= n;
-        if (left === 0) break;
-      }
+      // The first `limit` positions after `after`, then their messages grouped by conversation.
+      const { slices } = this.#inboxSlices(userId, after, limit);
       if (slices.length === 0) return { convs: [], scanned: 0, lastSeq: after };
       // value: [conv, first cseq, count, seq - cseq]; a position whose message is missing is not
       // counted, as with the old per-entry rows joined to messages.
