@@ -188,4 +188,59 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 6,
+    description:
+      "inboxes as runs: inbox_runs replaces the per-recipient inbox rows; user_inbox_seq keeps the tail run",
+    // A run maps the user's seqs seq_start .. seq_start+count-1 to the messages of `conv` with
+    // cseq cseq_start .. cseq_start+count-1. A group message then updates each member's tail run
+    // (a few compact pages) instead of inserting one row per member (one page per member). The
+    // tail columns let append extend a run without reading it: tail_cseq is the cseq at
+    // last_seq, tail_conv '' means "no run to extend" (no conversation id is empty).
+    // The conversion is gaps-and-islands: an entry starts a new run unless the previous entry of
+    // the same user is seq - 1, the same conversation and cseq - 1. `inbox` has no other reader.
+    sql: `
+      CREATE TABLE inbox_runs (
+        user_id TEXT NOT NULL,
+        seq_start INTEGER NOT NULL,
+        conv TEXT NOT NULL,
+        cseq_start INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (user_id, seq_start)
+      ) STRICT, WITHOUT ROWID;
+
+      ALTER TABLE user_inbox_seq ADD COLUMN tail_seq_start INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE user_inbox_seq ADD COLUMN tail_conv TEXT NOT NULL DEFAULT '';
+      ALTER TABLE user_inbox_seq ADD COLUMN tail_cseq INTEGER NOT NULL DEFAULT 0;
+
+      INSERT INTO inbox_runs (user_id, seq_start, conv, cseq_start, count)
+      WITH entries AS (
+        SELECT i.user_id, i.seq, m.conv, m.cseq,
+               lag(i.seq) OVER w AS prev_seq, lag(m.conv) OVER w AS prev_conv,
+               lag(m.cseq) OVER w AS prev_cseq
+        FROM inbox i JOIN messages m ON m.mid = i.mid
+        WINDOW w AS (PARTITION BY i.user_id ORDER BY i.seq)
+      ),
+      islands AS (
+        SELECT user_id, seq, conv, cseq,
+               sum(CASE WHEN prev_seq = seq - 1 AND prev_conv = conv AND prev_cseq = cseq - 1
+                        THEN 0 ELSE 1 END)
+                 OVER (PARTITION BY user_id ORDER BY seq ROWS UNBOUNDED PRECEDING) AS island
+        FROM entries
+      )
+      SELECT user_id, min(seq), min(conv), min(cseq), count(*)
+      FROM islands GROUP BY user_id, island;
+
+      -- The tail is the run ending at last_seq; without one (no entries) nothing is extended.
+      UPDATE user_inbox_seq SET
+        tail_seq_start = r.seq_start,
+        tail_conv = r.conv,
+        tail_cseq = r.cseq_start + r.count - 1
+      FROM inbox_runs r
+      WHERE r.user_id = user_inbox_seq.user_id
+        AND r.seq_start + r.count - 1 = user_inbox_seq.last_seq;
+
+      DROP TABLE inbox;
+    `,
+  },
 ];

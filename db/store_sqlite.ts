@@ -8,6 +8,12 @@
  * - `node:sqlite` is synchronous, so each call runs start to finish without interleaving with
  *   others in this process: read-check-write inside one transaction is atomic. Each call's work is
  *   bounded by its arguments (batch size, page limit); callers keep those bounded.
+ * - Each user's inbox is stored as runs (`inbox_runs`, schema version 6): a run maps consecutive
+ *   inbox seqs to consecutive cseqs of one conversation. `append` extends the user's tail run
+ *   (kept in `user_inbox_seq`, so it is not read) when the next entry is the same conversation's
+ *   next cseq, else starts a run: a group message rewrites one small row per member on a few
+ *   shared pages instead of inserting a row on each member's own page. Reads expand runs into
+ *   (seq, conv, cseq) and fetch the messages by the (conv, cseq) index.
  * - SQLite errors that mean "cannot reach the data right now" (busy, locked, I/O, full, closed)
  *   surface as {@link UnavailableError}; a taken username as ImError `username_taken`.
  *
@@ -66,6 +72,30 @@ export interface SqliteStoreOptions {
 }
 
 type Row = Record<string, unknown>;
+
+/**
+ * One run of a user's inbox: seqs seqStart, seqStart+1, ... hold the messages of `conv` with cseqs
+ * cseqStart, cseqStart+1, ... (the count is stored with the run, or implied by the user's last seq
+ * while append extends it).
+ */
+interface InboxRun {
+  seqStart: number;
+  conv: string;
+  cseqStart: number;
+}
+
+// A user's runs from the one holding seq ?2 + 1 on (?1 user, ?2 after), in seq order: a run starts
+// at or before that seq only when it is the last such run.
+const RUNS_FROM = `
+  SELECT seq_start, conv, cseq_start, count FROM inbox_runs
+  WHERE user_id = ?1
+    AND seq_start >= coalesce(
+      (SELECT max(seq_start) FROM inbox_runs WHERE user_id = ?1 AND seq_start <= ?2 + 1), 0)
+    AND seq_start + count > ?2
+  ORDER BY seq_start`;
+
+/** Fewest inbox positions readInbox covers per round (hidden entries may need more rounds). */
+const INBOX_SLICE = 32;
 
 const MESSAGE_COLUMNS = "mid, conv, cseq, sender, cmid, to_kind, to_id, ts, body";
 
@@ -338,11 +368,11 @@ class SqliteStore implements Store {
       `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE sender = ? AND cmid = ?`,
     );
     const selectCseq = this.#st("SELECT last_cseq FROM conversations WHERE conv = ?");
-    // Inbox rows go in with one statement per message and the counters are read and written with
-    // one statement per batch (JSON arrays expanded inside SQLite): a 1,000-member group costs a
-    // handful of calls instead of three per recipient.
+    // The counters and tail runs are read with one statement per batch and the runs and counters
+    // written with one each (JSON arrays expanded inside SQLite): a 1,000-member group costs a
+    // handful of calls instead of several per recipient.
     const selectSeqs = this.#st(
-      `SELECT user_id, last_seq FROM user_inbox_seq
+      `SELECT user_id, last_seq, tail_seq_start, tail_conv, tail_cseq FROM user_inbox_seq
        WHERE user_id IN (SELECT value FROM json_each(?))`,
     );
     // The counter row must exist before a message references its conversation (foreign key).
@@ -352,9 +382,12 @@ class SqliteStore implements Store {
     const insertMessage = this.#st(
       `INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    const insertInboxRows = this.#st(
-      `INSERT INTO inbox (user_id, seq, mid)
-       SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)`,
+    // A run already stored (the user's tail run, extended) only gets its new count.
+    const upsertRuns = this.#st(
+      `INSERT INTO inbox_runs (user_id, seq_start, conv, cseq_start, count)
+       SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4
+       FROM json_each(?) WHERE true
+       ON CONFLICT (user_id, seq_start) DO UPDATE SET count = excluded.count`,
     );
 
     // Counters are read once per batch, advanced in memory and written back once at the end;
@@ -362,15 +395,29 @@ class SqliteStore implements Store {
     const epochs = new Map<string, { stored: number; raised: boolean }>();
     const cseqs = new Map<string, number>();
     const seqs = new Map<string, number>();
+    // Each user's tail run (the one ending at their last seq), when it may be extended.
+    const tails = new Map<string, InboxRun>();
     const results: AppendResult[] = [];
     const everyone = new Set<string>();
     for (const req of requests) for (const u of req.recipients) everyone.add(u);
     for (const u of everyone) seqs.set(u, 0);
     for (const row of selectSeqs.all(JSON.stringify([...everyone]))) {
-      seqs.set(row.user_id as string, row.last_seq as number);
+      const userId = row.user_id as string;
+      const lastSeq = row.last_seq as number;
+      seqs.set(userId, lastSeq);
+      if (row.tail_conv !== "") {
+        // Within a run cseq - seq is constant, so the tail's first cseq follows from its last.
+        const seqStart = row.tail_seq_start as number;
+        tails.set(userId, {
+          seqStart,
+          conv: row.tail_conv as string,
+          cseqStart: (row.tail_cseq as number) - (lastSeq - seqStart),
+        });
+      }
     }
-    // Inbox rows of the whole batch by user (each user's in seq order), written after the loop.
-    const inboxRows = new Map<string, (string | number)[]>();
+    // The runs each user's entries of this batch went into (in seq order, contiguous: the first
+    // may be the stored tail run, extended), folded in memory and written after the loop.
+    const touchedRuns = new Map<string, InboxRun[]>();
 
     for (const req of requests) {
       let epoch = epochs.get(req.actorId);
@@ -423,9 +470,18 @@ class SqliteStore implements Store {
         const seq = seqs.get(userId)! + 1;
         seqs.set(userId, seq);
         assigned[userId] = seq;
-        const pending = inboxRows.get(userId);
-        if (pending) pending.push(seq, req.mid);
-        else inboxRows.set(userId, [seq, req.mid]);
+        const tail = tails.get(userId);
+        const touched = touchedRuns.get(userId);
+        if (tail && tail.conv === req.conv && cseq - tail.cseqStart === seq - tail.seqStart) {
+          // Extends the tail: its count is implied by the user's last seq until written.
+          if (!touched) touchedRuns.set(userId, [tail]);
+          else if (touched[touched.length - 1] !== tail) touched.push(tail);
+        } else {
+          const run = { seqStart: seq, conv: req.conv, cseqStart: cseq };
+          tails.set(userId, run);
+          if (touched) touched.push(run);
+          else touchedRuns.set(userId, [run]);
+        }
       }
 
       results.push({
@@ -454,23 +510,42 @@ class SqliteStore implements Store {
     }
     const setCseq = this.#st("UPDATE conversations SET last_cseq = ? WHERE conv = ?");
     for (const [conv, cseq] of cseqs) setCseq.run(cseq, conv);
-    if (inboxRows.size > 0) {
-      // Rows go in sorted by the index key (user, seq): neighbouring inserts land on the same
-      // B-tree pages, which roughly halves the cost of a large fan-out batch. Codepoint order
-      // suffices (any consistent order gives the locality).
-      const users = [...inboxRows.keys()].sort();
-      const rows: (string | number)[][] = [];
+    if (touchedRuns.size > 0) {
+      // Runs go in sorted by the key (user, seq_start): neighbouring writes land on the same
+      // B-tree pages. Codepoint order suffices (any consistent order gives the locality).
+      const users = [...touchedRuns.keys()].sort();
+      const runRows: (string | number)[][] = [];
+      const counters: (string | number)[][] = [];
       for (const u of users) {
-        const pending = inboxRows.get(u)!;
-        for (let i = 0; i < pending.length; i += 2) rows.push([u, pending[i], pending[i + 1]]);
+        const runs = touchedRuns.get(u)!;
+        const lastSeq = seqs.get(u)!;
+        // Runs are contiguous: each ends where the next starts, the last at the user's last seq.
+        for (let i = 0; i < runs.length; i++) {
+          const r = runs[i];
+          const end = i + 1 < runs.length ? runs[i + 1].seqStart : lastSeq + 1;
+          runRows.push([u, r.seqStart, r.conv, r.cseqStart, end - r.seqStart]);
+        }
+        const tail = runs[runs.length - 1];
+        counters.push([
+          u,
+          lastSeq,
+          tail.seqStart,
+          tail.conv,
+          tail.cseqStart + lastSeq - tail.seqStart,
+        ]);
       }
-      insertInboxRows.run(JSON.stringify(rows));
+      upsertRuns.run(JSON.stringify(runRows));
       // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT, not the join.
       this.#st(
-        `INSERT INTO user_inbox_seq (user_id, last_seq)
-         SELECT value ->> 0, value ->> 1 FROM json_each(?) WHERE true
-         ON CONFLICT (user_id) DO UPDATE SET last_seq = excluded.last_seq`,
-      ).run(JSON.stringify(users.map((u) => [u, seqs.get(u)])));
+        `INSERT INTO user_inbox_seq (user_id, last_seq, tail_seq_start, tail_conv, tail_cseq)
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4
+         FROM json_each(?) WHERE true
+         ON CONFLICT (user_id) DO UPDATE SET
+           last_seq = excluded.last_seq,
+           tail_seq_start = excluded.tail_seq_start,
+           tail_conv = excluded.tail_conv,
+           tail_cseq = excluded.tail_cseq`,
+      ).run(JSON.stringify(counters));
     }
     return results;
   }
@@ -487,18 +562,62 @@ class SqliteStore implements Store {
   readInbox(userId: string, after: number, limit: number): Promise<InboxEntry[]> {
     return this.#call(() => {
       if (limit <= 0) return [];
-      const rows = this.#st(
-        `SELECT i.seq AS seq, m.mid, m.conv, m.cseq, m.sender, m.cmid, m.to_kind, m.to_id, m.ts,
-                m.body
-         FROM inbox i JOIN messages m ON m.mid = i.mid
-         WHERE i.user_id = ? AND i.seq > ?
-           AND NOT EXISTS (
-             SELECT 1 FROM message_hidden h WHERE h.user_id = i.user_id AND h.mid = i.mid)
-         ORDER BY i.seq
-         LIMIT ?`,
-      ).all(userId, after, limit);
-      return rows.map((row) => ({ seq: row.seq as number, message: toMessage(row) }));
+      // The next positions as clipped runs, expanded and fetched by the (conv, cseq) index in one
+      // statement, hidden and missing messages left out; again from where that ended while
+      // entries are missing. At least INBOX_SLICE positions per round, so many hidden entries
+      // cost few rounds; the sort is bounded by the positions covered.
+      const fetch = this.#st(
+        `SELECT (s.value ->> 3) + m.cseq AS seq, ${
+          MESSAGE_COLUMNS.split(", ").map((c) => `m.${c}`).join(", ")
+        }
+         FROM json_each(?) s
+         JOIN messages m ON m.conv = s.value ->> 0
+           AND m.cseq >= s.value ->> 1 AND m.cseq < (s.value ->> 1) + (s.value ->> 2)
+         WHERE NOT EXISTS (SELECT 1 FROM message_hidden h WHERE h.user_id = ? AND h.mid = m.mid)
+         ORDER BY seq`,
+      );
+      const out: InboxEntry[] = [];
+      let from = after;
+      while (out.length < limit) {
+        const want = Math.max(limit - out.length, INBOX_SLICE);
+        const { slices, covered, lastSeq } = this.#inboxSlices(userId, from, want);
+        if (covered === 0) break;
+        for (const row of fetch.all(JSON.stringify(slices), userId)) {
+          if (out.length === limit) break;
+          out.push({ seq: row.seq as number, message: toMessage(row) });
+        }
+        if (covered < want) break; // the inbox ends here
+        from = lastSeq;
+      }
+      return out;
     });
+  }
+
+  /**
+   * The first `positions` inbox positions of `userId` after seq `after`, as clipped runs
+   * `[conv, first cseq, count, seq - cseq]` in seq order (fewer positions at the end of the
+   * inbox), with how many they cover and the last seq covered.
+   */
+  #inboxSlices(
+    userId: string,
+    after: number,
+    positions: number,
+  ): { slices: [string, number, number, number][]; covered: number; lastSeq: number } {
+    const slices: [string, number, number, number][] = [];
+    let covered = 0;
+    let lastSeq = after;
+    // At most `positions` runs: each holds at least one position.
+    for (const r of this.#st(`${RUNS_FROM} LIMIT ?3`).all(userId, after, positions)) {
+      const seqStart = r.seq_start as number;
+      const cseqStart = r.cseq_start as number;
+      const skip = Math.max(0, after + 1 - seqStart);
+      const n = Math.min((r.count as number) - skip, positions - covered);
+      slices.push([r.conv as string, cseqStart + skip, n, seqStart - cseqStart]);
+      covered += n;
+      lastSeq = seqStart + skip + n - 1;
+      if (covered === positions) break;
+    }
+    return { slices, covered, lastSeq };
   }
 
   latestSeq(userId: string): Promise<number> {
@@ -629,7 +748,7 @@ class SqliteStore implements Store {
   deleteUser(userId: string): Promise<boolean> {
     return this.#call(() =>
       this.#tx(() => {
-        this.#st("DELETE FROM inbox WHERE user_id = ?").run(userId);
+        this.#st("DELETE FROM inbox_runs WHERE user_id = ?").run(userId);
         this.#st("DELETE FROM user_inbox_seq WHERE user_id = ?").run(userId);
         this.#st("DELETE FROM acks WHERE user_id = ?").run(userId);
         // Refresh tokens and the role go with the row (ON DELETE CASCADE).
@@ -880,13 +999,20 @@ class SqliteStore implements Store {
   scanInboxConversations(userId: string, after: number, limit: number): Promise<InboxScan> {
     return this.#call(() => {
       if (limit <= 0) return { convs: [], scanned: 0, lastSeq: after };
+      // The first `limit` positions after `after`, then their messages grouped by conversation.
+      const { slices } = this.#inboxSlices(userId, after, limit);
+      if (slices.length === 0) return { convs: [], scanned: 0, lastSeq: after };
+      // value: [conv, first cseq, count, seq - cseq]; a position whose message is missing is not
+      // counted, as with the old per-entry rows joined to messages.
       const rows = this.#st(
         `SELECT m.conv AS conv, min(m.cseq) AS first_cseq, max(m.cseq) AS last_cseq,
-                max(i.seq) AS last_seq, count(*) AS n
-         FROM (SELECT seq, mid FROM inbox WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?) i
-         JOIN messages m ON m.mid = i.mid
-         GROUP BY m.conv`,
-      ).all(userId, after, limit);
+                max(m.cseq + (s.value ->> 3)) AS last_seq, count(*) AS n
+         FROM json_each(?) s
+         JOIN messages m ON m.conv = s.value ->> 0
+           AND m.cseq >= s.value ->> 1 AND m.cseq < (s.value ->> 1) + (s.value ->> 2)
+         GROUP BY m.conv
+         ORDER BY m.conv`,
+      ).all(JSON.stringify(slices));
       return toInboxScan(rows, after);
     });
   }

@@ -4,7 +4,7 @@ import { UnavailableError } from "../actors/errors.ts";
 import { openSqliteStore } from "./store_sqlite.ts";
 import { SQLITE_MIGRATIONS } from "./migrations_sqlite.ts";
 import { runStoreContract } from "./store_contract.ts";
-import type { AppendRequest } from "./store.ts";
+import type { AppendRequest, Store, StoredMessage } from "./store.ts";
 
 runStoreContract("sqlite", async () => {
   const dir = await Deno.makeTempDir({ prefix: "im_store_sqlite_" });
@@ -123,3 +123,439 @@ Deno.test("a failing SQLite migration rolls back entirely and is not recorded", 
     }
   });
 });
+
+// ---- inbox runs (migration 6): each user's inbox is stored as runs of one conversation ----
+
+/** A message to `conv` from `from` for `recipients`, sent by the conversation's actor. */
+function msg(conv: string, from: string, recipients: string[], n: number): AppendRequest {
+  return {
+    actorId: `conv/${conv}`,
+    epoch: 1,
+    mid: `m_${conv}_${n}`,
+    conv,
+    from,
+    to: conv.startsWith("g:") ? { group: conv.slice(2) } : { user: recipients[1] },
+    cmid: `${conv}_${n}`,
+    ts: n,
+    body: { type: "text", text: `${conv} ${n}` },
+    recipients,
+  };
+}
+
+/** Every user's expected inbox (seq → conv, cseq, mid), taken from append results. */
+class InboxModel {
+  readonly entries = new Map<string, Map<number, { conv: string; cseq: number; mid: string }>>();
+  readonly hidden = new Set<string>();
+
+  record(results: Awaited<ReturnType<Store["append"]>>): void {
+    for (const r of results) {
+      if (r.status !== "stored") continue;
+      for (const [user, seq] of Object.entries(r.seqs)) {
+        let inbox = this.entries.get(user);
+        if (!inbox) this.entries.set(user, inbox = new Map());
+        inbox.set(seq, { conv: r.message.conv, cseq: r.message.cseq, mid: r.message.mid });
+      }
+    }
+  }
+
+  /** What readInbox(user, after, limit) must answer, as [seq, conv, cseq]. */
+  read(user: string, after: number, limit: number): [number, string, number][] {
+    return [...(this.entries.get(user) ?? new Map()).entries()]
+      .filter(([seq, e]) => seq > after && !this.hidden.has(`${user} ${e.mid}`))
+      .sort((a, b) => a[0] - b[0])
+      .slice(0, Math.max(0, limit))
+      .map(([seq, e]) => [seq, e.conv, e.cseq]);
+  }
+}
+
+async function readAsTriples(store: Store, user: string, after: number, limit: number) {
+  return (await store.readInbox(user, after, limit)).map((
+    e,
+  ) => [e.seq, e.message.conv, e.message.cseq] as [number, string, number]);
+}
+
+/** Checks readInbox against the model for every `after` and a few limits. */
+async function assertInboxes(store: Store, model: InboxModel): Promise<void> {
+  for (const user of model.entries.keys()) {
+    const last = await store.latestSeq(user);
+    assert.equal(last, Math.max(...model.entries.get(user)!.keys()), `latestSeq ${user}`);
+    for (let after = 0; after <= last; after++) {
+      for (const limit of [1, 2, 3, 1000]) {
+        assert.deepEqual(
+          await readAsTriples(store, user, after, limit),
+          model.read(user, after, limit),
+          `readInbox(${user}, ${after}, ${limit})`,
+        );
+      }
+    }
+  }
+}
+
+/** Every readInbox, scanInboxConversations and latestSeq answer for `users`, for comparison. */
+async function inboxAnswers(store: Store, users: string[]): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for (const user of users) {
+    const last = await store.latestSeq(user);
+    out.push(["latestSeq", user, last]);
+    for (let after = 0; after <= last + 1; after++) {
+      for (const limit of [1, 2, 3, 5, 1000]) {
+        out.push(["readInbox", user, after, limit, await store.readInbox(user, after, limit)]);
+        out.push([
+          "scan",
+          user,
+          after,
+          limit,
+          await store.scanInboxConversations(user, after, limit),
+        ]);
+      }
+    }
+  }
+  return out;
+}
+
+function runsOf(path: string, user: string): unknown[] {
+  const db = new DatabaseSync(path);
+  try {
+    return db.prepare(
+      `SELECT seq_start, conv, cseq_start, count FROM inbox_runs WHERE user_id = ?
+       ORDER BY seq_start`,
+    ).all(user).map((r) => [r.seq_start, r.conv, r.cseq_start, r.count]);
+  } finally {
+    db.close();
+  }
+}
+
+Deno.test("inbox runs extend only with the same conversation's next cseq and map every seq to its message", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/im.sqlite3`;
+    const store = openSqliteStore(path);
+    const model = new InboxModel();
+    try {
+      await store.migrate();
+      const a = "d:u_a:u_b", c = "d:u_a:u_c", g = "g:g_1";
+      let n = 0;
+      const send = async (reqs: AppendRequest[]) => model.record(await store.append(reqs));
+      // Interleaved, one message per batch: a, a, c, a, c, c.
+      await send([msg(a, "u_a", ["u_a", "u_b"], ++n)]);
+      await send([msg(a, "u_b", ["u_b", "u_a"], ++n)]);
+      await send([msg(c, "u_a", ["u_a", "u_c"], ++n)]);
+      await send([msg(a, "u_a", ["u_a", "u_b"], ++n)]);
+      await send([msg(c, "u_c", ["u_c", "u_a"], ++n)]);
+      await send([msg(c, "u_a", ["u_a", "u_c"], ++n)]);
+      // One batch: a, a, c, a; then the next batch continues a.
+      await send([
+        msg(a, "u_a", ["u_a", "u_b"], ++n),
+        msg(a, "u_b", ["u_a", "u_b"], ++n),
+        msg(c, "u_a", ["u_a", "u_c"], ++n),
+        msg(a, "u_a", ["u_a", "u_b"], ++n),
+      ]);
+      await send([msg(a, "u_b", ["u_b", "u_a"], ++n)]);
+      // A group: u_d joins late (from its third message), u_b leaves after the second.
+      await send([msg(g, "u_a", ["u_a", "u_b"], ++n), msg(g, "u_a", ["u_a", "u_b"], ++n)]);
+      await send([msg(g, "u_a", ["u_a", "u_d"], ++n)]);
+      await send([msg(g, "u_d", ["u_a", "u_d"], ++n), msg(g, "u_a", ["u_a", "u_d"], ++n)]);
+      // A duplicate and a fenced request in a batch take no seq.
+      await send([msg(g, "u_a", ["u_a", "u_d"], n), msg(g, "u_a", ["u_a", "u_d"], ++n)]);
+      await send([{ ...msg(g, "u_a", ["u_a", "u_d"], ++n), epoch: 0 }]);
+      await store.fence("conv/g:g_1", 2);
+
+      await assertInboxes(store, model);
+      assert.deepEqual(await readAsTriples(store, "u_a", 0, 1000), [
+        [1, a, 1],
+        [2, a, 2],
+        [3, c, 1],
+        [4, a, 3],
+        [5, c, 2],
+        [6, c, 3],
+        [7, a, 4],
+        [8, a, 5],
+        [9, c, 4],
+        [10, a, 6],
+        [11, a, 7],
+        [12, g, 1],
+        [13, g, 2],
+        [14, g, 3],
+        [15, g, 4],
+        [16, g, 5],
+        [17, g, 6],
+      ]);
+      assert.deepEqual(runsOf(path, "u_a"), [
+        [1, a, 1, 2],
+        [3, c, 1, 1],
+        [4, a, 3, 1],
+        [5, c, 2, 2],
+        [7, a, 4, 2],
+        [9, c, 4, 1],
+        [10, a, 6, 2],
+        [12, g, 1, 6],
+      ]);
+      // The late joiner's first run starts at its own seq 1 with the group's cseq 3.
+      assert.deepEqual(runsOf(path, "u_d"), [[1, g, 3, 4]]);
+      assert.deepEqual(runsOf(path, "u_b"), [[1, a, 1, 7], [8, g, 1, 2]]);
+      assert.deepEqual(await store.scanInboxConversations("u_a", 2, 8), {
+        convs: [
+          { conv: a, firstCseq: 3, lastCseq: 6, lastSeq: 10 },
+          { conv: c, firstCseq: 1, lastCseq: 4, lastSeq: 9 },
+        ],
+        scanned: 8,
+        lastSeq: 10,
+      });
+      // Deleting the account drops its runs; a new inbox for the id starts from seq 1.
+      assert.equal(await store.deleteUser("u_d"), false);
+      assert.deepEqual(runsOf(path, "u_d"), []);
+      assert.equal(await store.latestSeq("u_d"), 0);
+      assert.deepEqual(await store.readInbox("u_d", 0, 10), []);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("hidden inbox messages are skipped inside and across runs and limit counts only returned entries", async () => {
+  await withDir(async (dir) => {
+    const store = openSqliteStore(`${dir}/im.sqlite3`);
+    const model = new InboxModel();
+    try {
+      await store.migrate();
+      const g = "g:g_1", d = "d:u_a:u_b";
+      const members = ["u_a", "u_b"];
+      const reqs: AppendRequest[] = [];
+      for (let n = 1; n <= 6; n++) reqs.push(msg(g, "u_a", members, n));
+      reqs.push(msg(d, "u_b", members, 7));
+      for (let n = 8; n <= 9; n++) reqs.push(msg(g, "u_a", members, n));
+      model.record(await store.append(reqs));
+      // u_b's inbox: seqs 1-6 g 1-6, 7 d 1, 8-9 g 7-8. Hide g 2, 3, 6 (run end), d 1, g 7.
+      for (const [conv, n] of [[g, 2], [g, 3], [g, 6], [d, 7], [g, 8]] as const) {
+        await store.hideMessage(`conv/${conv}`, 1, "u_b", conv, `m_${conv}_${n}`);
+        model.hidden.add(`u_b m_${conv}_${n}`);
+      }
+      const seqs = async (after: number, limit: number) =>
+        (await store.readInbox("u_b", after, limit)).map((e) => e.seq);
+      assert.deepEqual(await seqs(0, 2), [1, 4]);
+      assert.deepEqual(await seqs(1, 2), [4, 5]);
+      assert.deepEqual(await seqs(4, 2), [5, 9]);
+      assert.deepEqual(await seqs(5, 1), [9]);
+      assert.deepEqual(await seqs(0, 100), [1, 4, 5, 9]);
+      assert.deepEqual(await seqs(9, 100), []);
+      await assertInboxes(store, model);
+      // The sender's inbox is untouched by u_b's hiding.
+      assert.equal((await store.readInbox("u_a", 0, 100)).length, 9);
+      // More hidden entries than one page of runs: 200 one-message runs, all but the last hidden.
+      const many: AppendRequest[] = [];
+      for (let n = 0; n < 200; n++) {
+        many.push(msg(`d:u_b:x_${n}`, "u_b", ["u_b", `x_${n}`], 100 + n));
+      }
+      model.record(await store.append(many));
+      for (let n = 0; n < 199; n++) {
+        const conv = `d:u_b:x_${n}`;
+        await store.hideMessage(`conv/${conv}`, 1, "u_b", conv, `m_${conv}_${100 + n}`);
+        model.hidden.add(`u_b m_${conv}_${100 + n}`);
+      }
+      assert.deepEqual(await readAsTriples(store, "u_b", 9, 1), [[209, "d:u_b:x_199", 1]]);
+      assert.deepEqual(await readAsTriples(store, "u_b", 5, 2), model.read("u_b", 5, 2));
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+/**
+ * Writes messages the way the store before migration 6 did (one `inbox` row per recipient),
+ * straight into a database at the old schema; the model gets what append would have answered.
+ */
+function appendOldLayout(db: DatabaseSync, model: InboxModel, reqs: AppendRequest[]): void {
+  db.exec("BEGIN IMMEDIATE");
+  for (const req of reqs) {
+    db.prepare("INSERT INTO conversations (conv, last_cseq) VALUES (?, 0) ON CONFLICT DO NOTHING")
+      .run(req.conv);
+    const cseq = Number(
+      db.prepare("UPDATE conversations SET last_cseq = last_cseq + 1 WHERE conv = ? RETURNING *")
+        .get(req.conv)!.last_cseq,
+    );
+    const to = req.to as { group?: string; user?: string };
+    db.prepare(
+      `INSERT INTO messages (mid, conv, cseq, sender, cmid, to_kind, to_id, ts, body)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      req.mid,
+      req.conv,
+      cseq,
+      req.from,
+      req.cmid,
+      to.group ? "group" : "user",
+      to.group ?? to.user!,
+      req.ts,
+      JSON.stringify(req.body),
+    );
+    const seqs: Record<string, number> = {};
+    for (const user of new Set(req.recipients)) {
+      const seq = Number(
+        db.prepare(
+          `INSERT INTO user_inbox_seq (user_id, last_seq) VALUES (?, 1)
+           ON CONFLICT (user_id) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq`,
+        ).get(user)!.last_seq,
+      );
+      db.prepare("INSERT INTO inbox (user_id, seq, mid) VALUES (?, ?, ?)").run(user, seq, req.mid);
+      seqs[user] = seq;
+    }
+    model.record([{
+      status: "stored",
+      message: { mid: req.mid, conv: req.conv, cseq } as StoredMessage,
+      seqs,
+    }]);
+  }
+  db.exec("COMMIT");
+}
+
+Deno.test("migration 6 converts an inbox written as rows into runs that read back identically", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/im.sqlite3`;
+    const version6 = SQLITE_MIGRATIONS.findIndex((m) => m.version === 6);
+    assert.ok(version6 > 0);
+    const old = openSqliteStore(path, { migrations: SQLITE_MIGRATIONS.slice(0, version6) });
+    await old.migrate();
+    await old.close();
+    const model = new InboxModel();
+    const users = ["u_a", "u_b", "u_c", "u_d", "u_e"];
+    let n = 0;
+    let hiddenMid = "";
+    const db = new DatabaseSync(path);
+    try {
+      // Deterministic mix: group messages to changing member sets, direct messages, batches.
+      let seed = 7;
+      const rnd = (k: number) =>
+        Math.floor((seed = (seed * 1103515245 + 12345) % 2147483648) / 65536) % k;
+      for (let batch = 0; batch < 40; batch++) {
+        const reqs: AppendRequest[] = [];
+        for (let i = 0, size = 1 + rnd(4); i < size; i++) {
+          if (rnd(2) === 0) {
+            const members = users.filter(() => rnd(4) !== 0);
+            if (members.length === 0) members.push("u_a");
+            reqs.push(msg(`g:g_${rnd(2)}`, members[0], members, ++n));
+          } else {
+            const x = rnd(5), y = (x + 1 + rnd(4)) % 5;
+            const [p, q] = x < y ? [x, y] : [y, x];
+            reqs.push(msg(`d:${users[p]}:${users[q]}`, users[x], [users[x], users[y]], ++n));
+          }
+        }
+        appendOldLayout(db, model, reqs);
+      }
+      // u_b hid one group message (in the middle of a run, most likely).
+      const hidden = [...model.entries.get("u_b")!.values()].find((e) => e.conv.startsWith("g:"))!;
+      hiddenMid = hidden.mid;
+      db.prepare("INSERT INTO message_hidden (user_id, mid, conv) VALUES ('u_b', ?, ?)")
+        .run(hidden.mid, hidden.conv);
+      const oldRows = Number(db.prepare("SELECT count(*) AS n FROM inbox").get()!.n);
+      assert.ok(oldRows > 100);
+    } finally {
+      db.close();
+    }
+    // What the store answered on the old layout: its queries, kept here verbatim.
+    const legacy = legacyInboxQueries(path);
+    const before = legacy.answers(users);
+    legacy.close();
+
+    const store = openSqliteStore(path);
+    try {
+      await store.migrate();
+      // Item by item: a diff of the whole list would take minutes to print.
+      const after = await inboxAnswers(store, users);
+      assert.equal(after.length, before.length);
+      for (let i = 0; i < after.length; i++) assert.deepEqual(after[i], before[i]);
+      const check = new DatabaseSync(path);
+      try {
+        assert.equal(
+          check.prepare("SELECT name FROM sqlite_master WHERE name = 'inbox'").get(),
+          undefined,
+        );
+        const runs = Number(check.prepare("SELECT count(*) AS n FROM inbox_runs").get()!.n);
+        const entries = [...model.entries.values()].reduce((s, m) => s + m.size, 0);
+        assert.ok(runs > 0 && runs < entries, `${runs} runs for ${entries} entries`);
+      } finally {
+        check.close();
+      }
+      // Appends after the conversion extend the converted tails correctly.
+      for (let i = 0; i < 5; i++) {
+        model.record(await store.append([msg("g:g_0", "u_a", users, ++n)]));
+        model.record(await store.append([msg("d:u_a:u_b", "u_a", ["u_a", "u_b"], ++n)]));
+      }
+      model.hidden.add(`u_b ${hiddenMid}`);
+      await assertInboxes(store, model);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+/**
+ * The inbox reads of the store before migration 6 (one row per entry), run on a database at
+ * the old schema, in the shape {@link inboxAnswers} gives.
+ */
+function legacyInboxQueries(path: string) {
+  const db = new DatabaseSync(path);
+  const read = db.prepare(
+    `SELECT i.seq AS seq, m.mid, m.conv, m.cseq, m.sender, m.cmid, m.to_kind, m.to_id, m.ts,
+            m.body
+     FROM inbox i JOIN messages m ON m.mid = i.mid
+     WHERE i.user_id = ? AND i.seq > ?
+       AND NOT EXISTS (
+         SELECT 1 FROM message_hidden h WHERE h.user_id = i.user_id AND h.mid = i.mid)
+     ORDER BY i.seq
+     LIMIT ?`,
+  );
+  const scan = db.prepare(
+    `SELECT m.conv AS conv, min(m.cseq) AS first_cseq, max(m.cseq) AS last_cseq,
+            max(i.seq) AS last_seq, count(*) AS n
+     FROM (SELECT seq, mid FROM inbox WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?) i
+     JOIN messages m ON m.mid = i.mid
+     GROUP BY m.conv`,
+  );
+  const latest = db.prepare("SELECT last_seq FROM user_inbox_seq WHERE user_id = ?");
+  return {
+    answers(users: string[]): unknown[] {
+      const out: unknown[] = [];
+      for (const user of users) {
+        const last = Number(latest.get(user)?.last_seq ?? 0);
+        out.push(["latestSeq", user, last]);
+        for (let after = 0; after <= last + 1; after++) {
+          for (const limit of [1, 2, 3, 5, 1000]) {
+            out.push([
+              "readInbox",
+              user,
+              after,
+              limit,
+              read.all(user, after, limit).map((r) => ({
+                seq: r.seq,
+                message: {
+                  mid: r.mid,
+                  conv: r.conv,
+                  cseq: r.cseq,
+                  from: r.sender,
+                  to: r.to_kind === "user" ? { user: r.to_id } : { group: r.to_id },
+                  ts: r.ts,
+                  body: JSON.parse(r.body as string),
+                  cmid: r.cmid,
+                },
+              })),
+            ]);
+            let scanned = 0;
+            let lastSeq = after;
+            const convs = scan.all(user, after, limit).map((r) => {
+              scanned += Number(r.n);
+              lastSeq = Math.max(lastSeq, r.last_seq as number);
+              return {
+                conv: r.conv,
+                firstCseq: r.first_cseq,
+                lastCseq: r.last_cseq,
+                lastSeq: r.last_seq,
+              };
+            });
+            out.push(["scan", user, after, limit, { convs, scanned, lastSeq }]);
+          }
+        }
+      }
+      return out;
+    },
+    close: () => db.close(),
+  };
+}
