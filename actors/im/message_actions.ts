@@ -146,6 +146,9 @@ function updated(m: StoredMessage, change: string, by: string, fields: Body): Bo
   return { op: "msg.updated", conv: m.conv, mid: m.mid, cseq: m.cseq, change, by, ...fields };
 }
 
+/** The last reaction time given out by each activation (its state object), ms. */
+const lastReactionTs = new WeakMap<object, number>();
+
 /**
  * The message-feature handlers of a conversation actor kind; spread them into its `handlers`.
  *
@@ -175,6 +178,10 @@ export function messageActionHandlers<S extends object>(
         throw new BadRequestError("A recalled message takes no reactions");
       }
       const svc = ctx.services;
+      // Reactions are listed in the order they were made (by ts): two in the same millisecond
+      // must still get distinct, increasing times. Turns of one actor run one at a time.
+      const ts = Math.max(svc.now(), (lastReactionTs.get(ctx.state) ?? 0) + 1);
+      lastReactionTs.set(ctx.state, ts);
       let reactions: ReactionSummary[] = await svc.store.setReaction(
         ctx.id,
         ctx.epoch,
@@ -182,7 +189,7 @@ export function messageActionHandlers<S extends object>(
         user,
         body.emoji,
         body.on,
-        svc.now(),
+        ts,
       );
       if (
         body.on && reactions.filter((r) => r.users.includes(user)).length > MAX_REACTIONS_PER_USER
