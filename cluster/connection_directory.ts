@@ -72,6 +72,11 @@ export class ConnectionDirectory {
    */
   route(users: readonly string[]): string[] {
     const self = this.#deps.nodeId;
+    if (this.#remote.size === 0 && this.#pending.length === 0) {
+      // One node (or nobody elsewhere): no set to build for every delivery.
+      for (let i = 0; i < users.length; i++) if (this.#local.has(users[i])) return [self];
+      return [];
+    }
     const nodes = new Set<string>(this.#pending);
     const remote = this.#remote.size > 0;
     for (let i = 0; i < users.length; i++) {
@@ -89,11 +94,6 @@ export class ConnectionDirectory {
   /** Live nodes whose list this node has not merged yet (deliveries go to them all). */
   get pendingNodes(): number {
     return this.#pending.length;
-  }
-
-  /** Whether `user` has a connection on another node, as far as this node knows. */
-  connectedElsewhere(user: string): boolean {
-    return this.#remote.has(user);
   }
 
   /**

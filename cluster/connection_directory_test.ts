@@ -73,8 +73,6 @@ Deno.test("a delivery is routed only to the nodes that hold its users' connectio
     await a.dir.connected("u3");
     assert.deepEqual(a.dir.route(["u3", "u1"]).sort(), ["a", "b"]);
     assert.equal(a.dir.isConnected("u3"), true);
-    assert.equal(a.dir.connectedElsewhere("u3"), false);
-    assert.equal(a.dir.connectedElsewhere("u1"), true);
     assert.equal(a.dir.isConnected("u1"), true);
     assert.equal(a.dir.isConnected("nobody"), false);
     // A second connection of u1 on b, then both close: a routes u1 to b until the last one.
@@ -85,7 +83,7 @@ Deno.test("a delivery is routed only to the nodes that hold its users' connectio
     b.dir.disconnected("u1");
     await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual(a.dir.route(["u1"]), []);
-    assert.equal(a.dir.connectedElsewhere("u1"), false);
+    assert.equal(a.dir.isConnected("u1"), false);
   } finally {
     await close([a, b, c]);
   }
@@ -167,5 +165,18 @@ Deno.test("connected() waits at most the announce timeout for a node that does n
   } finally {
     dir.close();
     await transport.close();
+  }
+});
+
+Deno.test("a lone node routes its own users to itself and everyone else nowhere", async () => {
+  const [a] = await cluster(["a"]);
+  try {
+    assert.deepEqual(a.dir.route(["u1"]), []);
+    await a.dir.connected("u1");
+    assert.deepEqual(a.dir.route(["x", "u1"]), ["a"]);
+    a.dir.disconnected("u1");
+    assert.deepEqual(a.dir.route(["u1"]), []);
+  } finally {
+    await close([a]);
   }
 });
