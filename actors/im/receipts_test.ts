@@ -1,61 +1,11 @@
 import assert from "node:assert/strict";
-import type { ActorContext } from "../behavior.ts";
-import type { Delivery } from "../../cluster/transport.ts";
-import { openSqliteStore } from "../../db/store_sqlite.ts";
-import type { Store } from "../../db/store.ts";
-import { createLogger } from "../../observability/log.ts";
 import { groupAccess } from "./conv_access.ts";
-import type { GroupState } from "./group.ts";
+import { groupContext } from "./testing_group.ts";
 import { READ_FANOUT_LIMIT, receiptHandlers } from "./receipts.ts";
-import type { ImServices } from "./services.ts";
 
-/** A group actor's context on a real (in-memory SQLite) store that records its deliveries. */
-async function groupCtx(memberCount: number) {
-  const store: Store = openSqliteStore(":memory:");
-  await store.migrate();
-  const members: GroupState["members"] = {};
-  for (let i = 0; i < memberCount; i++) {
-    members[`u_${i}`] = { role: i === 0 ? "owner" : "member", joinedAt: 1 };
-  }
-  const state = {
-    exists: true,
-    dissolved: false,
-    name: "g",
-    description: "",
-    avatar: "",
-    announcement: "",
-    owner: "u_0",
-    createdAt: 1,
-    members,
-    invitePolicy: "anyone",
-    joinPolicy: "approval",
-    muteAll: false,
-    requests: {},
-  } as GroupState;
-  const delivered: Delivery[] = [];
-  const services = {
-    store,
-    deliver: (d: Delivery) => delivered.push(d),
-    now: () => 1_000,
-    logger: createLogger({ level: "error" }),
-  } as unknown as ImServices;
-  const ctx = { id: "group/g_1", key: "g_1", epoch: 1, state, services } as unknown as ActorContext<
-    GroupState,
-    ImServices
-  >;
-  await store.append([{
-    actorId: "group/g_1",
-    epoch: 1,
-    mid: "m_1",
-    conv: "g:g_1",
-    from: "u_0",
-    to: { group: "g_1" },
-    cmid: "c1",
-    ts: 1,
-    body: { type: "text", text: "hi" },
-    recipients: Object.keys(members),
-  }]);
-  return { ctx, delivered, store };
+/** The group context of testing_group.ts with members u_0 … u_{n-1}. */
+function groupCtx(memberCount: number) {
+  return groupContext(Array.from({ length: memberCount }, (_, i) => `u_${i}`));
 }
 
 Deno.test("a read in a small group is pushed to every member; in a big group only to the reader's devices", async () => {
