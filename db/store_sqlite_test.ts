@@ -5,6 +5,7 @@ import { openSqliteStore } from "./store_sqlite.ts";
 import { SQLITE_MIGRATIONS } from "./migrations_sqlite.ts";
 import { runStoreContract } from "./store_contract.ts";
 import type { AppendRequest, Store, StoredMessage } from "./store.ts";
+import { request, withDir } from "./testing_sqlite.ts";
 
 runStoreContract("sqlite", async () => {
   const dir = await Deno.makeTempDir({ prefix: "im_store_sqlite_" });
@@ -25,30 +26,6 @@ runStoreContract("sqlite", async () => {
     },
   };
 });
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "im_store_sqlite_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-function request(cmid: string): AppendRequest {
-  return {
-    actorId: "group/g_1",
-    epoch: 1,
-    mid: `m_${cmid}`,
-    conv: "g:g_1",
-    from: "u_1",
-    to: { group: "g_1" },
-    cmid,
-    ts: 1,
-    body: { type: "text", text: cmid },
-    recipients: ["u_1", "u_2"],
-  };
-}
 
 Deno.test("the SQLite store keeps its file in WAL mode", async () => {
   await withDir(async (dir) => {

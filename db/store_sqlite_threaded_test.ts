@@ -3,7 +3,7 @@ import { DatabaseSync } from "node:sqlite";
 import { FencedError, ImError, UnavailableError } from "../actors/errors.ts";
 import { openThreadedSqliteStore } from "./store_sqlite_threaded.ts";
 import { runStoreContract } from "./store_contract.ts";
-import type { AppendRequest } from "./store.ts";
+import { request, withDir } from "./testing_sqlite.ts";
 
 runStoreContract("sqlite (threaded)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "im_store_sqlite_thr_" });
@@ -23,30 +23,6 @@ runStoreContract("sqlite (threaded)", async () => {
     },
   };
 });
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "im_store_sqlite_thr_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-function request(cmid: string, epoch = 1): AppendRequest {
-  return {
-    actorId: "group/g_1",
-    epoch,
-    mid: `m_${cmid}`,
-    conv: "g:g_1",
-    from: "u_1",
-    to: { group: "g_1" },
-    cmid,
-    ts: 1,
-    body: { type: "text", text: cmid },
-    recipients: ["u_1", "u_2"],
-  };
-}
 
 Deno.test("threaded SQLite: errors cross the thread with their class, code and fields", async () => {
   const store = openThreadedSqliteStore(":memory:");
