@@ -1,12 +1,14 @@
 /**
  * `deno task bench [--quick] [--only=1,2,...] [--groups=10,1000] [--out=FILE] [--cpu-prof=DIR]
- * [--render=RESULTS.json]`
+ * [--render=RESULTS.json] [--systems=sqlite,bare]`
  *
  * Runs the benchmark scenarios against our server and the two baselines side by side in one run
  * and writes docs/benchmarks.md (or FILE). `--quick` uses small sizes and short windows (under
  * 90 s; for working on the harness — its numbers are not for claims) and writes only to `--out`
  * when given. `--only` picks scenarios (1 direct, 2 fan-out, 3 idle memory, 4 cluster,
- * 5 failover, 6 slow consumers); `--groups` picks the fan-out group sizes. `--cpu-prof=DIR` runs our single node with `--cpu-prof`.
+ * 5 failover, 6 slow consumers); `--groups` picks the fan-out group sizes; `--systems` runs
+ * scenarios 1, 2 and 6 only on the systems whose label holds one of the words. `--cpu-prof=DIR`
+ * runs our single node with `--cpu-prof`.
  * Every run leaves its raw results in bench/.scratch/last_results.json; `--render=FILE` writes
  * the report again from such a file without measuring (after a change to the report's layout).
  *
@@ -95,6 +97,8 @@ interface Args {
   render?: string;
   /** Group sizes of the fan-out scenario (overrides the run's sizes; for working on one size). */
   groups?: number[];
+  /** Only the single-node systems whose label contains one of these (for working on one). */
+  systems?: string[];
 }
 
 function parseArgs(argv: string[]): Args {
@@ -106,6 +110,7 @@ function parseArgs(argv: string[]): Args {
     else if (arg.startsWith("--cpu-prof=")) a.cpuProf = arg.slice(11);
     else if (arg.startsWith("--render=")) a.render = arg.slice(9);
     else if (arg.startsWith("--groups=")) a.groups = arg.slice(9).split(",").map(Number);
+    else if (arg.startsWith("--systems=")) a.systems = arg.slice(10).toLowerCase().split(",");
     else throw new Error(`Unknown argument "${arg}" (see bench/main.ts)`);
   }
   return a;
@@ -278,6 +283,8 @@ async function main(): Promise<void> {
     ];
     if ([1, 2, 6].some((s) => args.only.has(s))) {
       for (const sys of single) {
+        const label = sys.label.toLowerCase();
+        if (args.systems && !args.systems.some((s) => label.includes(s))) continue;
         const isPg = sys.label === "ours (Postgres)";
         const wanted = args.only.has(1) || (args.only.has(2) && !(isPg && sizes.quick)) ||
           (args.only.has(6) && isPg);
