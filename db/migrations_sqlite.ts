@@ -243,4 +243,19 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
       DROP TABLE inbox;
     `,
   },
+  {
+    version: 7,
+    description: "the open tail run of each inbox lives only in user_inbox_seq",
+    // Extending a run then writes the counter row alone, not the counter row and the run: one row
+    // per member for a group message instead of two. Version 6 stored the tail in both places
+    // (with its count kept current), so dropping its inbox_runs copy loses nothing.
+    sql: `
+      DELETE FROM inbox_runs
+      WHERE EXISTS (
+        SELECT 1 FROM user_inbox_seq s
+        WHERE s.user_id = inbox_runs.user_id AND s.tail_conv <> ''
+          AND s.tail_seq_start = inbox_runs.seq_start
+      );
+    `,
+  },
 ];

@@ -8,12 +8,13 @@
  * - `node:sqlite` is synchronous, so each call runs start to finish without interleaving with
  *   others in this process: read-check-write inside one transaction is atomic. Each call's work is
  *   bounded by its arguments (batch size, page limit); callers keep those bounded.
- * - Each user's inbox is stored as runs (`inbox_runs`, schema version 6): a run maps consecutive
- *   inbox seqs to consecutive cseqs of one conversation. `append` extends the user's tail run
- *   (kept in `user_inbox_seq`, so it is not read) when the next entry is the same conversation's
- *   next cseq, else starts a run: a group message rewrites one small row per member on a few
- *   shared pages instead of inserting a row on each member's own page. Reads expand runs into
- *   (seq, conv, cseq) and fetch the messages by the (conv, cseq) index.
+ * - Each user's inbox is stored as runs (schema versions 6 and 7): a run maps consecutive inbox
+ *   seqs to consecutive cseqs of one conversation. The open tail run lives only in the user's
+ *   `user_inbox_seq` row (its count is implied by `last_seq`); `inbox_runs` holds the closed
+ *   runs. `append` extends the tail when the next entry is the same conversation's next cseq,
+ *   else closes it into `inbox_runs` and starts a new one: a group message rewrites one small
+ *   counter row per member on a few shared pages. Reads expand the runs into (seq, conv, cseq)
+ *   and fetch the messages by the (conv, cseq) index.
  * - SQLite errors that mean "cannot reach the data right now" (busy, locked, I/O, full, closed)
  *   surface as {@link UnavailableError}; a taken username as ImError `username_taken`.
  *
@@ -382,12 +383,11 @@ class SqliteStore implements Store {
     const insertMessage = this.#st(
       `INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    // A run already stored (the user's tail run, extended) only gets its new count.
-    const upsertRuns = this.#st(
+    // Only closed runs are stored here: the open tail lives in user_inbox_seq (schema 7).
+    const insertRuns = this.#st(
       `INSERT INTO inbox_runs (user_id, seq_start, conv, cseq_start, count)
        SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4
-       FROM json_each(?) WHERE true
-       ON CONFLICT (user_id, seq_start) DO UPDATE SET count = excluded.count`,
+       FROM json_each(?)`,
     );
 
     // Counters are read once per batch, advanced in memory and written back once at the end;
@@ -480,7 +480,8 @@ class SqliteStore implements Store {
           const run = { seqStart: seq, conv: req.conv, cseqStart: cseq };
           tails.set(userId, run);
           if (touched) touched.push(run);
-          else touchedRuns.set(userId, [run]);
+          // The stored tail (if any) ends here: it goes first, so it is closed and stored.
+          else touchedRuns.set(userId, tail ? [tail, run] : [run]);
         }
       }
 
@@ -511,19 +512,21 @@ class SqliteStore implements Store {
     const setCseq = this.#st("UPDATE conversations SET last_cseq = ? WHERE conv = ?");
     for (const [conv, cseq] of cseqs) setCseq.run(cseq, conv);
     if (touchedRuns.size > 0) {
-      // Runs go in sorted by the key (user, seq_start): neighbouring writes land on the same
-      // B-tree pages. Codepoint order suffices (any consistent order gives the locality).
+      // Rows go in sorted by the key: neighbouring writes land on the same B-tree pages.
+      // Codepoint order suffices (any consistent order gives the locality).
       const users = [...touchedRuns.keys()].sort();
-      const runRows: (string | number)[][] = [];
+      const closedRuns: (string | number)[][] = [];
       const counters: (string | number)[][] = [];
       for (const u of users) {
         const runs = touchedRuns.get(u)!;
         const lastSeq = seqs.get(u)!;
-        // Runs are contiguous: each ends where the next starts, the last at the user's last seq.
-        for (let i = 0; i < runs.length; i++) {
+        // Runs are contiguous, each ending where the next starts. Every run but the last was
+        // closed by this batch and is stored with its count; the last is the user's new tail,
+        // written to the counter row only (its count is implied by last_seq). A user who stays
+        // in one conversation thus costs one row write per batch.
+        for (let i = 0; i + 1 < runs.length; i++) {
           const r = runs[i];
-          const end = i + 1 < runs.length ? runs[i + 1].seqStart : lastSeq + 1;
-          runRows.push([u, r.seqStart, r.conv, r.cseqStart, end - r.seqStart]);
+          closedRuns.push([u, r.seqStart, r.conv, r.cseqStart, runs[i + 1].seqStart - r.seqStart]);
         }
         const tail = runs[runs.length - 1];
         counters.push([
@@ -534,7 +537,7 @@ class SqliteStore implements Store {
           tail.cseqStart + lastSeq - tail.seqStart,
         ]);
       }
-      upsertRuns.run(JSON.stringify(runRows));
+      if (closedRuns.length > 0) insertRuns.run(JSON.stringify(closedRuns));
       // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT, not the join.
       this.#st(
         `INSERT INTO user_inbox_seq (user_id, last_seq, tail_seq_start, tail_conv, tail_cseq)
@@ -606,16 +609,27 @@ class SqliteStore implements Store {
     const slices: [string, number, number, number][] = [];
     let covered = 0;
     let lastSeq = after;
-    // At most `positions` runs: each holds at least one position.
-    for (const r of this.#st(`${RUNS_FROM} LIMIT ?3`).all(userId, after, positions)) {
-      const seqStart = r.seq_start as number;
-      const cseqStart = r.cseq_start as number;
+    const take = (seqStart: number, conv: string, cseqStart: number, count: number) => {
       const skip = Math.max(0, after + 1 - seqStart);
-      const n = Math.min((r.count as number) - skip, positions - covered);
-      slices.push([r.conv as string, cseqStart + skip, n, seqStart - cseqStart]);
+      const n = Math.min(count - skip, positions - covered);
+      if (n <= 0) return;
+      slices.push([conv, cseqStart + skip, n, seqStart - cseqStart]);
       covered += n;
       lastSeq = seqStart + skip + n - 1;
-      if (covered === positions) break;
+    };
+    // The closed runs first (at most `positions`: each holds at least one position)...
+    for (const r of this.#st(`${RUNS_FROM} LIMIT ?3`).all(userId, after, positions)) {
+      take(r.seq_start as number, r.conv as string, r.cseq_start as number, r.count as number);
+      if (covered === positions) return { slices, covered, lastSeq };
+    }
+    // ...then the open tail run, which follows every closed one.
+    const tail = this.#st(
+      "SELECT last_seq, tail_seq_start, tail_conv, tail_cseq FROM user_inbox_seq WHERE user_id = ?",
+    ).get(userId);
+    if (tail && tail.tail_conv !== "") {
+      const seqStart = tail.tail_seq_start as number;
+      const count = (tail.last_seq as number) - seqStart + 1;
+      take(seqStart, tail.tail_conv as string, (tail.tail_cseq as number) - count + 1, count);
     }
     return { slices, covered, lastSeq };
   }

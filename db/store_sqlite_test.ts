@@ -190,13 +190,26 @@ async function inboxAnswers(store: Store, users: string[]): Promise<unknown[]> {
   return out;
 }
 
+/**
+ * A user's runs as [seq_start, conv, cseq_start, count]: the closed ones stored in inbox_runs,
+ * then the open tail kept in user_inbox_seq (which must not also be in inbox_runs).
+ */
 function runsOf(path: string, user: string): unknown[] {
   const db = new DatabaseSync(path);
   try {
-    return db.prepare(
+    const runs = db.prepare(
       `SELECT seq_start, conv, cseq_start, count FROM inbox_runs WHERE user_id = ?
        ORDER BY seq_start`,
     ).all(user).map((r) => [r.seq_start, r.conv, r.cseq_start, r.count]);
+    const t = db.prepare(
+      "SELECT last_seq, tail_seq_start, tail_conv, tail_cseq FROM user_inbox_seq WHERE user_id = ?",
+    ).get(user);
+    if (t && t.tail_conv !== "") {
+      const count = (t.last_seq as number) - (t.tail_seq_start as number) + 1;
+      assert.ok(!runs.some((r) => r[0] === t.tail_seq_start), "the tail is stored once");
+      runs.push([t.tail_seq_start, t.tail_conv, (t.tail_cseq as number) - count + 1, count]);
+    }
+    return runs;
   } finally {
     db.close();
   }
@@ -460,6 +473,65 @@ Deno.test("migration 6 converts an inbox written as rows into runs that read bac
       await assertInboxes(store, model);
     } finally {
       await store.close();
+    }
+  });
+});
+
+Deno.test("migration 7 drops the stored copy of each open tail run and reads back identically", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/im.sqlite3`;
+    const users = ["u_a", "u_b", "u_c", "u_d"];
+    const model = new InboxModel();
+    let n = 0;
+    const store = openSqliteStore(path);
+    await store.migrate();
+    let before: unknown[];
+    try {
+      let seed = 11;
+      const rnd = (k: number) =>
+        Math.floor((seed = (seed * 1103515245 + 12345) % 2147483648) / 65536) % k;
+      for (let batch = 0; batch < 30; batch++) {
+        const reqs: AppendRequest[] = [];
+        for (let i = 0, size = 1 + rnd(3); i < size; i++) {
+          const members = rnd(2) === 0 ? users : [users[rnd(4)], users[rnd(4)]];
+          reqs.push(msg(`g:g_${rnd(2)}`, members[0], members, ++n));
+        }
+        model.record(await store.append(reqs));
+      }
+      before = await inboxAnswers(store, users);
+    } finally {
+      await store.close();
+    }
+    // Back to the version 6 layout: every tail also stored in inbox_runs with its current count.
+    const db = new DatabaseSync(path);
+    try {
+      const copied = db.prepare(
+        `INSERT INTO inbox_runs (user_id, seq_start, conv, cseq_start, count)
+         SELECT user_id, tail_seq_start, tail_conv,
+                tail_cseq - (last_seq - tail_seq_start), last_seq - tail_seq_start + 1
+         FROM user_inbox_seq WHERE tail_conv <> ''`,
+      ).run();
+      assert.equal(Number(copied.changes), users.length);
+      db.prepare("DELETE FROM schema_migrations WHERE version = 7").run();
+    } finally {
+      db.close();
+    }
+    const migrated = openSqliteStore(path);
+    try {
+      await migrated.migrate();
+      const after = await inboxAnswers(migrated, users);
+      assert.equal(after.length, before.length);
+      for (let i = 0; i < after.length; i++) assert.deepEqual(after[i], before[i]);
+      for (const u of users) runsOf(path, u); // asserts each tail is stored once
+      // Appends after the migration extend and close the tails correctly.
+      for (let i = 0; i < 4; i++) {
+        model.record(await migrated.append([msg("g:g_0", "u_a", users, ++n)]));
+        model.record(await migrated.append([msg("d:u_a:u_b", "u_a", ["u_a", "u_b"], ++n)]));
+      }
+      await assertInboxes(migrated, model);
+      for (const u of users) runsOf(path, u);
+    } finally {
+      await migrated.close();
     }
   });
 });
