@@ -7,10 +7,10 @@
  * arriving while a flush is in flight wait for it and go together in the next one.
  *
  * Guarantees:
- * - One flush in flight at a time (two for a store that runs its calls one at a time in call
- *   order, see `maxInFlight`); batches hold at most `maxBatch` requests and `maxRows`
- *   recipients (a single larger request goes alone); requests are written in arrival order
- *   (FIFO within and across batches).
+ * - One flush in flight at a time; for a store that runs its calls one at a time in call order,
+ *   a second only while a full batch is waiting (see `maxInFlight`). Batches hold at most
+ *   `maxBatch` requests and `maxRows` recipients (a single larger request goes alone); requests
+ *   are written in arrival order (FIFO within and across batches).
  * - Each promise resolves with its own request's result once the batch has committed.
  * - A failed batch rejects every request in it with the store's error, unchanged (so an
  *   UnavailableError stays one); later batches are still attempted.
@@ -50,9 +50,13 @@ export interface GroupCommitOptions {
   maxLingerMs?: number;
   /**
    * Batches handed to the store before the first has answered (default 2 for a store whose
-   * calls run one at a time in call order, `serialCalls`, else 1). With 2, the threaded SQLite
-   * store starts the next batch the moment it has committed one, instead of idling until the
-   * event loop has read the answer and sent the next. Batches still commit in arrival order.
+   * calls run one at a time in call order, `serialCalls`, else 1). Past the first, a batch is
+   * handed over early only when a full one (`maxBatch` requests or `maxRows` recipients) is
+   * waiting: then the threaded SQLite store starts it the moment it has committed the previous
+   * one instead of idling until the event loop has read the answer. A partial batch waits and
+   * grows instead: a commit costs about as much for a few requests as for many (the fsync, and
+   * for a group message one row per member), so splitting what is queued only adds commits.
+   * Batches still commit in arrival order.
    */
   maxInFlight?: number;
 }
@@ -69,6 +73,8 @@ export class GroupCommit {
   readonly #maxBatch: number;
   readonly #maxRows: number;
   #queue: Pending[] = [];
+  /** Recipients summed over the queued requests. */
+  #queuedRows = 0;
   /** Drain loops running (each has at most one batch in flight), and their promises. */
   readonly #lanes = new Set<object>();
   readonly #draining = new Set<Promise<void>>();
@@ -115,7 +121,11 @@ export class GroupCommit {
     }
     return new Promise<AppendResult>((resolve, reject) => {
       this.#queue.push({ request, resolve, reject });
-      if (this.#lanes.size < this.#maxInFlight) this.#startLane();
+      this.#queuedRows += request.recipients.length;
+      const lanes = this.#lanes.size;
+      if (lanes === 0 || (lanes < this.#maxInFlight && this.#fullBatchWaiting())) {
+        this.#startLane();
+      }
     });
   }
 
@@ -138,8 +148,12 @@ export class GroupCommit {
     await Promise.resolve();
     while (this.#queue.length > 0) {
       const batch = this.#queue.splice(0, this.#batchLength());
+      for (const p of batch) this.#queuedRows -= p.request.recipients.length;
       const started = performance.now();
       await this.#flush(batch);
+      // Another batch is in flight: it takes what is queued when it is done, unless a full
+      // batch is already waiting (see maxInFlight).
+      if (this.#lanes.size > 1 && !this.#fullBatchWaiting()) break;
       if (this.#blocking && this.#queue.length === 0 && !this.#closed) {
         // The commit held the thread: let the requests that are waiting to be read come in.
         const linger = Math.min(performance.now() - started, this.#maxLingerMs);
@@ -148,6 +162,10 @@ export class GroupCommit {
     }
     // Same synchronous step as the final empty-queue check: a later append starts a new drain.
     this.#lanes.delete(lane);
+  }
+
+  #fullBatchWaiting(): boolean {
+    return this.#queue.length >= this.#maxBatch || this.#queuedRows >= this.#maxRows;
   }
 
   /** How many queued requests the next batch takes (FIFO, within maxBatch and maxRows). */

@@ -296,39 +296,48 @@ Deno.test("a store that does not block gets no linger: the next request is flush
   await commits.close();
 });
 
-Deno.test("a store whose calls run in call order gets the next batch while one is in flight, and batches commit in arrival order", async () => {
+Deno.test("a store whose calls run in call order gets a second batch in flight only when a full one is waiting, and batches commit in arrival order", async () => {
   const store = Object.assign(new ControlledStore(), { serialCalls: true });
-  const commits = new GroupCommit(store);
+  const commits = new GroupCommit(store, { maxBatch: 2 });
   const results: number[] = [];
   const track = (p: Promise<AppendResult>) =>
     p.then((r) => results.push(r.status === "stored" ? r.message.cseq : -1));
   const first = track(commits.append(request(1)));
   await settle();
   assert.equal(store.inFlight, 1);
-  // Arrives while batch 1 is in flight: handed over at once, as a second batch.
-  const second = [2, 3].map((n) => track(commits.append(request(n))));
+  // A partial batch waits for the one in flight (and grows meanwhile)...
+  const second = [track(commits.append(request(2)))];
+  await settle();
+  assert.equal(store.inFlight, 1);
+  // ...a full one is handed over at once, as a second batch.
+  second.push(track(commits.append(request(3))));
   await settle();
   assert.equal(store.inFlight, 2);
   assert.deepEqual(store.batches.map((b) => b.map((r) => r.ts)), [[1], [2, 3]]);
-  // A third batch waits for a free lane.
-  const third = track(commits.append(request(4)));
+  // Neither lane takes the next partial batch until the one in flight before it is done.
+  const third = [4, 5, 6].map((n) => track(commits.append(request(n))));
   await settle();
   assert.equal(store.inFlight, 2);
   store.commitNext();
   await settle();
-  assert.deepEqual(store.batches.map((b) => b.map((r) => r.ts)), [[1], [2, 3], [4]]);
+  // The full batch [4, 5] goes at once; [6] alone waits for a lane to finish.
+  assert.deepEqual(store.batches.map((b) => b.map((r) => r.ts)), [[1], [2, 3], [4, 5]]);
   store.commitNext();
+  await settle();
+  assert.deepEqual(store.batches.map((b) => b.map((r) => r.ts)), [[1], [2, 3], [4, 5]]);
   store.commitNext();
-  await Promise.all([first, ...second, third]);
-  assert.deepEqual(results, [1, 2, 3, 4]);
-  const closing = commits.close();
-  await closing;
+  await settle();
+  assert.deepEqual(store.batches.map((b) => b.map((r) => r.ts)), [[1], [2, 3], [4, 5], [6]]);
+  store.commitNext();
+  await Promise.all([first, ...second, ...third]);
+  assert.deepEqual(results, [1, 2, 3, 4, 5, 6]);
+  await commits.close();
   assert.equal(commits.pending, 0);
 });
 
 Deno.test("close waits for every batch in flight when two are", async () => {
   const store = Object.assign(new ControlledStore(), { serialCalls: true });
-  const commits = new GroupCommit(store);
+  const commits = new GroupCommit(store, { maxBatch: 1 });
   const a = commits.append(request(1));
   await settle();
   const b = commits.append(request(2));
