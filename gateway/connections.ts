@@ -9,7 +9,7 @@
  */
 import type { Delivery } from "../cluster/transport.ts";
 import { PRESENCE_REASSERT_OP } from "../actors/im/presence.ts";
-import { SeqFanout } from "./frame_codec.ts";
+import { SeqFanout, type SeqFrame } from "./frame_codec.ts";
 
 /** What the registry needs of a connection. */
 export interface Connection {
@@ -18,6 +18,12 @@ export interface Connection {
   readonly userId: string;
   /** Queues a frame for the socket (coalesced into one WebSocket message per flush). */
   push(frame: Record<string, unknown>): void;
+  /**
+   * Queues one copy of a fan-out frame (see {@link SeqFanout.seqFrame}); a connection that
+   * encodes with `encodeFrames` takes it as it is. Without this method the registry pushes the
+   * equivalent plain frame.
+   */
+  pushSeq?(frame: SeqFrame | Record<string, unknown>): void;
   /** Closes the socket with a WebSocket close code. */
   close(code: number, reason: string): void;
   /** Tells the user's actor again that this connection is open (see {@link PRESENCE_REASSERT_OP}). */
@@ -107,18 +113,25 @@ export class ConnectionRegistry {
       for (let i = 0; i < d.users.length; i++) {
         const cur = this.#byUser.get(d.users[i]);
         if (cur === undefined) continue;
-        let frame = d.frame;
-        if (d.seqs) {
-          fanout ??= new SeqFanout(d.frame);
-          frame = fanout.frameFor(d.seqs[i]);
+        if (!d.seqs) {
+          if (cur instanceof Set) { for (const conn of cur) conn.push(d.frame); }
+          else cur.push(d.frame);
+          n += cur instanceof Set ? cur.size : 1;
+          continue;
         }
+        fanout ??= new SeqFanout(d.frame);
+        const seq = d.seqs[i];
         if (cur instanceof Set) {
+          let plain: Record<string, unknown> | null = null;
+          let copy: SeqFrame | Record<string, unknown> | null = null;
           for (const conn of cur) {
-            conn.push(frame);
+            if (conn.pushSeq) conn.pushSeq(copy ??= fanout.seqFrame(seq));
+            else conn.push(plain ??= fanout.frameFor(seq));
             n++;
           }
         } else {
-          cur.push(frame);
+          if (cur.pushSeq) cur.pushSeq(fanout.seqFrame(seq));
+          else cur.push(fanout.frameFor(seq));
           n++;
         }
       }

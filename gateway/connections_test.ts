@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type Connection, ConnectionRegistry } from "./connections.ts";
-import { encodeFrames } from "./frame_codec.ts";
+import { encodeFrames, SeqFrame } from "./frame_codec.ts";
 
 function conn(id: string, userId: string): Connection & { frames: Record<string, unknown>[] } {
   const frames: Record<string, unknown>[] = [];
@@ -30,6 +30,34 @@ Deno.test("a delivery gives each user its own seq right after op, on every devic
     encodeFrames([b.frames[0]], "im.v1.msgpack"),
     encodeFrames([{ ...b.frames[0] }], "im.v1.msgpack"),
   );
+});
+
+Deno.test("a connection that takes fan-out copies gets one SeqFrame per user, encoding like the frame; others get the plain frame", () => {
+  const reg = new ConnectionRegistry();
+  const queued: Record<string, unknown[]> = { c1: [], c2: [] };
+  const fast = (id: string, userId: string): Connection => ({
+    ...conn(id, userId),
+    pushSeq: (f) => queued[id].push(f),
+  });
+  const a1 = fast("c1", "u_a");
+  const a2 = fast("c2", "u_a");
+  const a3 = conn("c3", "u_a");
+  for (const c of [a1, a2, a3]) reg.add(c);
+  const frame = { op: "msg", mid: "m_1", conv: "g:g_1", ts: 1_795_000_000_000 };
+  assert.equal(reg.deliver([{ frame, users: ["u_a"], seqs: [300] }]), 3);
+  const [copy] = queued.c1 as SeqFrame[];
+  assert.ok(copy instanceof SeqFrame);
+  assert.equal(queued.c2[0], copy, "one copy per user, shared by its devices");
+  assert.deepEqual(a3.frames, [{
+    op: "msg",
+    seq: 300,
+    mid: "m_1",
+    conv: "g:g_1",
+    ts: 1_795_000_000_000,
+  }]);
+  for (const proto of ["im.v1.msgpack", "im.v1.json"] as const) {
+    assert.deepEqual(encodeFrames([copy], proto), encodeFrames([{ ...a3.frames[0] }], proto));
+  }
 });
 
 Deno.test("a delivery without seqs pushes the frame unchanged", () => {

@@ -206,7 +206,33 @@ export function encodeFrames(
     return frames.length === 1 ? jsonOne(frames[0]) : frames.map(jsonOne).join("\n");
   }
   if (frames.length === 1) return packOne(frames[0]);
-  return concatBytes(frames.map(packOne));
+  // One buffer for the whole message: fan-out copies are written straight into it.
+  const parts: (Uint8Array | null)[] = new Array(frames.length);
+  let total = 0;
+  for (let i = 0; i < frames.length; i++) {
+    const f = frames[i];
+    if (f instanceof SeqFrame) {
+      parts[i] = null;
+      total += f.fanout.packedLength(f.seq);
+    } else {
+      const p = packOne(f);
+      parts[i] = p;
+      total += p.byteLength;
+    }
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (let i = 0; i < frames.length; i++) {
+    const p = parts[i];
+    if (p === null) {
+      const f = frames[i] as SeqFrame;
+      at = f.fanout.writePacked(f.seq, out, at);
+    } else {
+      out.set(p, at);
+      at += p.byteLength;
+    }
+  }
+  return out;
 }
 
 /** Encodes a single frame as one WebSocket message; see {@link encodeFrames}. */
@@ -254,8 +280,61 @@ export class SeqFanout {
     return frame;
   }
 
+  /**
+   * The copy of one recipient as a {@link SeqFrame}: what a connection queues instead of
+   * {@link frameFor}'s object when it encodes with {@link encodeFrames} (no object spread, no
+   * registration; written straight into the outgoing message). A frame whose fields cannot be
+   * shared (see the constructor) comes back as the plain object.
+   */
+  seqFrame(seq: number): SeqFrame | Record<string, unknown> {
+    return this.#shareable ? new SeqFrame(this, seq) : this.frameFor(seq);
+  }
+
   /** MessagePack of `{op, seq, ...rest}`. */
   packed(seq: number): Uint8Array {
+    const out = new Uint8Array(this.packedLength(seq));
+    this.writePacked(seq, out, 0);
+    return out;
+  }
+
+  /** Byte length of {@link packed}`(seq)`. */
+  packedLength(seq: number): number {
+    const { head, tail } = this.#parts();
+    return head.length + seqLength(seq) + tail.length;
+  }
+
+  /** Writes {@link packed}`(seq)` into `out` at `at`; returns the offset after it. */
+  writePacked(seq: number, out: Uint8Array, at: number): number {
+    const { head, tail } = this.#parts();
+    out.set(head, at);
+    at += head.length;
+    if (!isSmallSeq(seq)) {
+      const p = packr.pack(toPackable(seq));
+      out.set(p, at);
+      at += p.byteLength;
+    } else {
+      // MessagePack's smallest unsigned form, as msgpackr writes it.
+      if (seq < 0x80) out[at++] = seq;
+      else if (seq < 0x100) {
+        out[at++] = 0xcc;
+        out[at++] = seq;
+      } else if (seq < 0x10000) {
+        out[at++] = 0xcd;
+        out[at++] = seq >> 8;
+        out[at++] = seq & 0xff;
+      } else {
+        out[at++] = 0xce;
+        out[at++] = seq >>> 24;
+        out[at++] = (seq >> 16) & 0xff;
+        out[at++] = (seq >> 8) & 0xff;
+        out[at++] = seq & 0xff;
+      }
+    }
+    out.set(tail, at);
+    return at + tail.length;
+  }
+
+  #parts(): { head: Uint8Array; tail: Uint8Array } {
     let parts = this.#packParts;
     if (!parts) {
       // The map header of {op, seq, ...rest}, then op, then the key "seq"; the value of seq goes
@@ -280,33 +359,7 @@ export class SeqFanout {
         tail: restPacked.subarray(mapHeaderLength(restPacked)),
       };
     }
-    const { head, tail } = parts;
-    if (!(Number.isInteger(seq) && seq >= 0 && seq <= UINT32_MAX)) {
-      return concatBytes([head, packr.pack(toPackable(seq)), tail]);
-    }
-    // MessagePack's smallest unsigned form, as msgpackr writes it.
-    const len = seq < 0x80 ? 1 : seq < 0x100 ? 2 : seq < 0x10000 ? 3 : 5;
-    const out = new Uint8Array(head.length + len + tail.length);
-    out.set(head, 0);
-    let at = head.length;
-    if (len === 1) out[at] = seq;
-    else if (len === 2) {
-      out[at] = 0xcc;
-      out[at + 1] = seq;
-    } else if (len === 3) {
-      out[at] = 0xcd;
-      out[at + 1] = seq >> 8;
-      out[at + 2] = seq & 0xff;
-    } else {
-      out[at] = 0xce;
-      out[at + 1] = seq >>> 24;
-      out[at + 2] = (seq >> 16) & 0xff;
-      out[at + 3] = (seq >> 8) & 0xff;
-      out[at + 4] = seq & 0xff;
-    }
-    at += len;
-    out.set(tail, at);
-    return out;
+    return parts;
   }
 
   /** JSON of `{op, seq, ...rest}`. */
@@ -317,6 +370,29 @@ export class SeqFanout {
     }
     return `{"op":${JSON.stringify(this.#op)},"seq":${JSON.stringify(seq)}${this.#jsonTail}`;
   }
+}
+
+/**
+ * One recipient's copy of a {@link SeqFanout} frame, as queued by a connection: `op` and `seq`
+ * are readable like a frame's; {@link encodeFrames} writes its bytes without building the frame.
+ */
+export class SeqFrame {
+  constructor(readonly fanout: SeqFanout, readonly seq: number) {}
+
+  /** The frame's `op`. */
+  get op(): unknown {
+    return this.fanout.op;
+  }
+}
+
+function isSmallSeq(seq: number): boolean {
+  return Number.isInteger(seq) && seq >= 0 && seq <= UINT32_MAX;
+}
+
+/** Bytes of `seq` as MessagePack writes it. */
+function seqLength(seq: number): number {
+  if (!isSmallSeq(seq)) return packr.pack(toPackable(seq)).byteLength;
+  return seq < 0x80 ? 1 : seq < 0x100 ? 2 : seq < 0x10000 ? 3 : 5;
 }
 
 /** Frames made by {@link SeqFanout.frameFor}, with what encodes them. */
@@ -375,11 +451,13 @@ export function createFrameCodec(subprotocol: Subprotocol, limits: DecodeLimits 
 // encoding helpers
 
 function jsonOne(frame: object): string {
+  if (frame instanceof SeqFrame) return frame.fanout.json(frame.seq);
   const s = sharedOf(frame);
   return s ? s.fanout.json(s.seq) : JSON.stringify(frame);
 }
 
 function packOne(frame: object): Uint8Array {
+  if (frame instanceof SeqFrame) return frame.fanout.packed(frame.seq);
   const s = sharedOf(frame);
   if (s) return s.fanout.packed(s.seq);
   const packed = packr.pack(toPackable(frame));

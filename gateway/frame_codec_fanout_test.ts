@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { encodeFrames, SeqFanout, SUBPROTOCOLS } from "./frame_codec.ts";
+import { encodeFrames, SeqFanout, SeqFrame, SUBPROTOCOLS } from "./frame_codec.ts";
 
 /** The frame a recipient gets, built the plain way (not registered with a SeqFanout). */
 function plain(frame: Record<string, unknown>, seq: number): Record<string, unknown> {
@@ -92,4 +92,42 @@ Deno.test("a frame with more than 15 fields gets a map16 header when shared", ()
       encodeFrames([plain(frame, 9)], proto),
     );
   }
+});
+
+Deno.test("queued fan-out copies (seqFrame) encode, alone or among other frames, like the frames built by hand", () => {
+  const other = fc.constantFrom<Record<string, unknown>>(
+    { op: "ok", re: 3 },
+    { op: "msg", seq: 1, body: { type: "text", text: "é" } },
+  );
+  fc.assert(
+    fc.property(
+      frameArb,
+      fc.array(fc.oneof(seqArb.map((seq) => ({ seq })), other), { minLength: 1, maxLength: 6 }),
+      (frame, items) => {
+        const fanout = new SeqFanout(frame);
+        const queued = items.map((it) =>
+          "seq" in it && !("op" in it) ? fanout.seqFrame(it.seq as number) : it
+        );
+        const byHand = items.map((it) =>
+          "seq" in it && !("op" in it) ? plain(frame, it.seq as number) : it
+        );
+        for (const proto of SUBPROTOCOLS) {
+          assert.deepEqual(encodeFrames(queued, proto), encodeFrames(byHand, proto));
+        }
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+Deno.test("a frame whose fields cannot be shared is queued as the plain frame", () => {
+  const frame = { op: "msg", 1: "index key", mid: "m_1" };
+  const fanout = new SeqFanout(frame);
+  const copy = fanout.seqFrame(4);
+  assert.ok(!(copy instanceof SeqFrame));
+  assert.deepEqual(copy, { ...frame, seq: 4 });
+  const shared = new SeqFanout({ op: "msg", mid: "m_1" }).seqFrame(4);
+  assert.ok(shared instanceof SeqFrame);
+  assert.equal(shared.op, "msg");
+  assert.equal(shared.seq, 4);
 });

@@ -17,7 +17,13 @@ import { type ImError, toImError } from "../actors/errors.ts";
 import { userActor } from "../actors/im/conversation_ids.ts";
 import type { Logger } from "../observability/log.ts";
 import type { Connection, ConnectionRegistry } from "./connections.ts";
-import { decodeMessage, encodeFrames, messageByteLength, type Subprotocol } from "./frame_codec.ts";
+import {
+  decodeMessage,
+  encodeFrames,
+  messageByteLength,
+  type SeqFrame,
+  type Subprotocol,
+} from "./frame_codec.ts";
 import { type Frame, parseAck, parseAuth, positiveInt } from "./ops.ts";
 import type { OpContext, OpRegistry } from "./op_registry.ts";
 import type { GatewayMetrics } from "./metrics.ts";
@@ -111,7 +117,7 @@ export class Session implements Connection {
   /** Frames that arrived while auth was in flight, in order (null when none). */
   #waiting: Frame[] | null = null;
   /** Frames queued for the next flush (null when none). */
-  #out: Record<string, unknown>[] | null = null;
+  #out: (Record<string, unknown> | SeqFrame)[] | null = null;
   #flushScheduled = false;
   #authTimer: ReturnType<typeof setTimeout> | undefined;
   #limiter: ConnectionLimiter | null = null;
@@ -164,6 +170,11 @@ export class Session implements Connection {
 
   /** Queues a frame; frames queued in one tick leave as one WebSocket message. */
   push(frame: Record<string, unknown>): void {
+    this.pushSeq(frame);
+  }
+
+  /** Queues a fan-out copy (or any frame); see {@link Connection.pushSeq}. */
+  pushSeq(frame: SeqFrame | Record<string, unknown>): void {
     if (this.#state === "closed") return;
     (this.#out ??= []).push(frame);
     if (!this.#flushScheduled) {
