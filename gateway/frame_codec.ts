@@ -256,7 +256,8 @@ export class SeqFanout {
   readonly #restCount: number;
   /** False when a key is an array index (JS would order it before `op`): encode as usual. */
   readonly #shareable: boolean;
-  #packParts: { head: Uint8Array; tail: Uint8Array } | null = null;
+  /** Where `seq` goes in the packed frame; "whole": pack each copy whole (never seen). */
+  #packParts: { head: Uint8Array; tail: Uint8Array } | "whole" | null = null;
   #jsonTail: string | null = null;
 
   constructor(frame: Record<string, unknown>) {
@@ -299,13 +300,24 @@ export class SeqFanout {
 
   /** Byte length of {@link packed}`(seq)`. */
   packedLength(seq: number): number {
-    const { head, tail } = this.#parts();
-    return head.length + seqLength(seq) + tail.length;
+    const parts = this.#parts();
+    if (parts === "whole") return this.#packWhole(seq).length;
+    return parts.head.length + seqLength(seq) + parts.tail.length;
+  }
+
+  #packWhole(seq: number): Uint8Array {
+    return packOne({ op: this.#op, seq, ...this.#rest });
   }
 
   /** Writes {@link packed}`(seq)` into `out` at `at`; returns the offset after it. */
   writePacked(seq: number, out: Uint8Array, at: number): number {
-    const { head, tail } = this.#parts();
+    const parts = this.#parts();
+    if (parts === "whole") {
+      const bytes = this.#packWhole(seq);
+      out.set(bytes, at);
+      return at + bytes.length;
+    }
+    const { head, tail } = parts;
     out.set(head, at);
     at += head.length;
     if (!isSmallSeq(seq)) {
@@ -334,32 +346,35 @@ export class SeqFanout {
     return at + tail.length;
   }
 
-  #parts(): { head: Uint8Array; tail: Uint8Array } {
+  #parts(): { head: Uint8Array; tail: Uint8Array } | "whole" {
     let parts = this.#packParts;
-    if (!parts) {
-      // The map header of {op, seq, ...rest}, then op, then the key "seq"; the value of seq goes
-      // between head and tail; the tail is the packed rest without its own map header.
-      const n = this.#restCount + 2;
-      const restPacked = packOne(this.#rest);
-      // Same header form as msgpackr gives the whole object (it writes map16 for plain objects).
-      const header = restPacked[0] === 0xdf
-        ? Uint8Array.of(0xdf, n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff)
-        : restPacked[0] === 0xde || n >= 16
-        ? Uint8Array.of(0xde, n >> 8, n & 0xff)
-        : Uint8Array.of(0x80 | n);
-      const opPart = packOne({ op: this.#op });
-      const seqKey = packOne({ seq: 0 });
-      parts = this.#packParts = {
-        head: concatBytes([
-          header,
-          opPart.subarray(mapHeaderLength(opPart)),
-          // The "seq" key alone: packed {seq: 0} is header, key, one-byte 0.
-          seqKey.subarray(mapHeaderLength(seqKey), seqKey.length - 1),
-        ]),
-        tail: restPacked.subarray(mapHeaderLength(restPacked)),
-      };
-    }
+    if (parts === null) parts = this.#packParts = this.#partsFromWhole() ?? "whole";
     return parts;
+  }
+
+  /**
+   * Head and tail cut out of the frame packed whole with `seq: 0` (one pack: a direct message
+   * has only two recipients, so this setup is a large part of its encoding). Undefined when the
+   * bytes are not laid out as expected.
+   */
+  #partsFromWhole(): { head: Uint8Array; tail: Uint8Array } | undefined {
+    const whole = packOne({ op: this.#op, seq: 0, ...this.#rest });
+    let at = mapHeaderLength(whole);
+    // The key "op" (fixstr), then op's string value, then the key "seq" and the value 0.
+    if (whole[at] !== 0xa2 || whole[at + 1] !== 0x6f || whole[at + 2] !== 0x70) return undefined;
+    at += 3;
+    const b = whole[at];
+    const view = new DataView(whole.buffer, whole.byteOffset, whole.byteLength);
+    if (b >= 0xa0 && b <= 0xbf) at += 1 + (b & 0x1f);
+    else if (b === 0xd9) at += 2 + whole[at + 1];
+    else if (b === 0xda) at += 3 + view.getUint16(at + 1);
+    else if (b === 0xdb) at += 5 + view.getUint32(at + 1);
+    else return undefined;
+    if (
+      whole[at] !== 0xa3 || whole[at + 1] !== 0x73 || whole[at + 2] !== 0x65 ||
+      whole[at + 3] !== 0x71 || whole[at + 4] !== 0x00
+    ) return undefined;
+    return { head: whole.subarray(0, at + 4), tail: whole.subarray(at + 5) };
   }
 
   /** JSON of `{op, seq, ...rest}`. */
