@@ -697,23 +697,38 @@ class SqliteStore implements Store {
         for (const w of batch) {
           highest.set(w.actorId, Math.max(highest.get(w.actorId) ?? w.epoch, w.epoch));
         }
+        // Read first: the epoch is written only when it rises (rarely: after an activation), so
+        // a batch of acks from a thousand users does not also rewrite a thousand epoch rows. This
+        // transaction holds the write lock, so the epoch read cannot change before the writes.
         const accepted = new Set<string>();
         for (const [actorId, epoch] of highest) {
-          try {
-            this.#fence(actorId, epoch);
-            accepted.add(actorId);
-          } catch (err) {
-            if (!(err instanceof FencedError)) throw err;
-          }
+          const stored = this.#epochOf(actorId);
+          if (epoch < stored) continue;
+          if (epoch > stored) this.#fence(actorId, epoch);
+          accepted.add(actorId);
         }
-        const results: ("ok" | "fenced")[] = [];
-        for (const w of batch) {
+        const results: ("ok" | "fenced")[] = new Array(batch.length);
+        // Written in key order: neighbouring rows share B-tree pages.
+        const order = batch.map((_, i) => i).sort((a, b) => {
+          const x = batch[a], y = batch[b];
+          return x.userId < y.userId
+            ? -1
+            : x.userId > y.userId
+            ? 1
+            : x.device < y.device
+            ? -1
+            : x.device > y.device
+            ? 1
+            : a - b;
+        });
+        for (const i of order) {
+          const w = batch[i];
           if (!accepted.has(w.actorId) || w.epoch !== highest.get(w.actorId)) {
-            results.push("fenced");
+            results[i] = "fenced";
             continue;
           }
           upsert.run(w.userId, w.device, w.seq);
-          results.push("ok");
+          results[i] = "ok";
         }
         return results;
       })
