@@ -253,7 +253,6 @@ export function encodeFrame(frame: object, subprotocol: Subprotocol): string | U
 export class SeqFanout {
   readonly #op: unknown;
   readonly #rest: Record<string, unknown>;
-  readonly #restCount: number;
   /** False when a key is an array index (JS would order it before `op`): encode as usual. */
   readonly #shareable: boolean;
   /** Where `seq` goes in the packed frame; "whole": pack each copy whole (never seen). */
@@ -265,7 +264,6 @@ export class SeqFanout {
     this.#op = op;
     this.#rest = rest;
     const keys = Object.keys(rest);
-    this.#restCount = keys.filter((k) => rest[k] !== undefined).length;
     this.#shareable = typeof op === "string" && !keys.some((k) => /^\d+$/.test(k));
   }
 
