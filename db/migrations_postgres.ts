@@ -339,6 +339,250 @@ const SCHEMA_V1 = `
   $fn$;
 `;
 
+// Version 6: each user's inbox as runs (see the migration's description below). im_append as in
+// version 1 up to the stored messages; then each entry's seq, and whether it starts a new run or
+// continues the one before it, are found with window functions over the recipients ordered by
+// (user_id, idx), and only the closed runs and the counter rows are written.
+const IM_APPEND_RUNS = `
+  -- Stores a batch of requests in the caller's transaction and returns the AppendResults (a
+  -- json array in request order). See db/store.ts for the semantics. p_batch is a json array
+  -- built by store_postgres.ts: AppendRequest fields plus idx, toKind, toId, recipients
+  -- de-duplicated, and the body as its JSON text in bodyText.
+  --
+  -- Locks: every counter row the batch may touch is locked up front, table by table
+  -- (actor_epochs, conversations, user_inbox_seq) and within a table in byte order of the key,
+  -- so concurrent batches from different nodes queue instead of deadlocking. The locking reads
+  -- also fetch the counters (and each user's open tail run), so the one set-based statement that
+  -- follows decides fencing and duplicates, numbers messages and inbox entries with window
+  -- functions, and writes everything while touching the large tables only through their unique
+  -- indexes (lookups, inserts and ON CONFLICT upserts): its plan cannot degrade into scans as
+  -- the tables grow.
+  --
+  -- Inbox runs: an entry continues the run before it (the user's previous entry in this batch,
+  -- or else the stored tail) when it is the same conversation's next cseq; otherwise it starts a
+  -- run, and the run before it, now closed, is inserted into inbox_runs. The user's last run
+  -- becomes the tail in user_inbox_seq. A user whose entries all continue the tail costs one
+  -- counter row update.
+  --
+  -- A (from, cmid) inserted concurrently by a batch that locked a different conversation is
+  -- detected by ON CONFLICT and raised as serialization_failure: the whole transaction rolls
+  -- back (no gap in any counter) and the client retries, then seeing it as a duplicate.
+  --
+  -- Bodies travel as JSON text and stay json, never jsonb, never taken apart: valid JSON (and
+  -- so a message body) may contain the escape \\u0000, which jsonb and every json accessor
+  -- reject. Casting text to json only validates it and keeps the text as given.
+  CREATE OR REPLACE FUNCTION im_append(p_batch json) RETURNS json
+  LANGUAGE plpgsql AS $fn$
+  DECLARE
+    v_keys text[];
+    v_actor_ids text[];
+    v_actor_epochs bigint[];
+    v_conv_ids text[];
+    v_conv_cseqs bigint[];
+    v_user_ids text[];
+    v_user_seqs bigint[];
+    v_tail_starts bigint[];
+    v_tail_convs text[];
+    v_tail_cseqs bigint[];
+    v_results json;
+    v_expected bigint;
+    v_inserted bigint;
+  BEGIN
+    v_keys := ARRAY(
+      SELECT DISTINCT r."actorId" COLLATE "C" AS k
+      FROM json_to_recordset(p_batch) AS r("actorId" text)
+      ORDER BY k);
+    INSERT INTO actor_epochs (actor_id, epoch)
+      SELECT k, 0 FROM unnest(v_keys) k ORDER BY k ON CONFLICT DO NOTHING;
+    SELECT array_agg(x.actor_id), array_agg(x.epoch) INTO v_actor_ids, v_actor_epochs
+    FROM (SELECT actor_id, epoch FROM actor_epochs WHERE actor_id = ANY (v_keys)
+          ORDER BY actor_id FOR UPDATE) x;
+
+    v_keys := ARRAY(
+      SELECT DISTINCT r.conv COLLATE "C" AS k
+      FROM json_to_recordset(p_batch) AS r(conv text)
+      ORDER BY k);
+    INSERT INTO conversations (conv, last_cseq)
+      SELECT k, 0 FROM unnest(v_keys) k ORDER BY k ON CONFLICT DO NOTHING;
+    SELECT array_agg(x.conv), array_agg(x.last_cseq) INTO v_conv_ids, v_conv_cseqs
+    FROM (SELECT conv, last_cseq FROM conversations WHERE conv = ANY (v_keys)
+          ORDER BY conv FOR UPDATE) x;
+
+    v_keys := ARRAY(
+      SELECT DISTINCT u COLLATE "C" AS k
+      FROM json_to_recordset(p_batch) AS r(recipients text[]), unnest(r.recipients) u
+      ORDER BY k);
+    -- A counter row is made with the user's first entry: nearly always every row exists, and
+    -- one index probe per row is cheaper than an insert attempt per row.
+    IF (SELECT count(*) FROM user_inbox_seq WHERE user_id = ANY (v_keys))
+       < cardinality(v_keys) THEN
+      INSERT INTO user_inbox_seq (user_id, last_seq)
+        SELECT k, 0 FROM unnest(v_keys) k ORDER BY k ON CONFLICT DO NOTHING;
+    END IF;
+    SELECT array_agg(x.user_id), array_agg(x.last_seq), array_agg(x.tail_seq_start),
+           array_agg(x.tail_conv), array_agg(x.tail_cseq)
+    INTO v_user_ids, v_user_seqs, v_tail_starts, v_tail_convs, v_tail_cseqs
+    FROM (SELECT user_id, last_seq, tail_seq_start, tail_conv, tail_cseq FROM user_inbox_seq
+          WHERE user_id = ANY (v_keys) ORDER BY user_id FOR UPDATE) x;
+
+    WITH req AS MATERIALIZED (
+      SELECT r.idx, r."actorId" AS actor_id, r.epoch, r.mid, r.conv, r."from" AS sender,
+             r.cmid, r."toKind" AS to_kind, r."toId" AS to_id, r.ts,
+             r."bodyText"::json AS body, r.recipients
+      FROM json_to_recordset(p_batch) AS r(
+        idx int, "actorId" text, epoch bigint, mid text, conv text, "from" text, cmid text,
+        "toKind" text, "toId" text, ts bigint, "bodyText" text, recipients text[])
+    ),
+    -- The epoch each request meets: the stored one, raised by the earlier requests of the
+    -- same actor in this batch (a fenced one never raises it, being below the running max).
+    checked AS MATERIALIZED (
+      SELECT q.*,
+             GREATEST(e.epoch, COALESCE(max(q.epoch) OVER (
+               PARTITION BY q.actor_id ORDER BY q.idx
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)) AS met_epoch
+      FROM req q
+      JOIN unnest(v_actor_ids, v_actor_epochs) AS e(actor_id, epoch) ON e.actor_id = q.actor_id
+    ),
+    accepted AS MATERIALIZED (
+      SELECT * FROM checked WHERE epoch >= met_epoch
+    ),
+    -- One index lookup per request (LATERAL): (from, cmid) stored by an earlier batch.
+    prior AS MATERIALIZED (
+      SELECT a.idx, m.message
+      FROM accepted a
+      CROSS JOIN LATERAL (
+        SELECT json_build_object(
+                 'mid', m.mid, 'conv', m.conv, 'cseq', m.cseq, 'from', m.sender,
+                 'to', json_build_object(m.to_kind, m.to_id), 'ts', m.ts, 'body', m.body,
+                 'cmid', m.cmid) AS message
+        FROM messages m WHERE m.sender = a.sender AND m.cmid = a.cmid
+      ) m
+    ),
+    -- Accepted and not stored before; within the batch the first (from, cmid) wins.
+    fresh AS MATERIALIZED (
+      SELECT a.*, first_value(a.idx) OVER (PARTITION BY a.sender, a.cmid ORDER BY a.idx)
+               AS first_idx
+      FROM accepted a
+      WHERE NOT EXISTS (SELECT 1 FROM prior p WHERE p.idx = a.idx)
+    ),
+    news AS MATERIALIZED (
+      SELECT f.*, c.last_cseq + row_number() OVER (PARTITION BY f.conv ORDER BY f.idx) AS cseq
+      FROM fresh f
+      JOIN unnest(v_conv_ids, v_conv_cseqs) AS c(conv, last_cseq) ON c.conv = f.conv
+      WHERE f.idx = f.first_idx
+    ),
+    new_messages AS MATERIALIZED (
+      SELECT n.idx, json_build_object(
+               'mid', n.mid, 'conv', n.conv, 'cseq', n.cseq, 'from', n.sender,
+               'to', json_build_object(n.to_kind, n.to_id), 'ts', n.ts, 'body', n.body,
+               'cmid', n.cmid) AS message
+      FROM news n
+    ),
+    ins_messages AS (
+      INSERT INTO messages (mid, conv, cseq, sender, cmid, to_kind, to_id, ts, body)
+      SELECT mid, conv, cseq, sender, cmid, to_kind, to_id, ts, body FROM news ORDER BY idx
+      ON CONFLICT (sender, cmid) DO NOTHING
+      RETURNING 1
+    ),
+    recipients AS MATERIALIZED (
+      SELECT n.idx, n.conv, n.cseq, u.user_id COLLATE "C" AS user_id
+      FROM news n CROSS JOIN LATERAL unnest(n.recipients) AS u(user_id)
+    ),
+    -- Each entry's seq, and whether it starts a run: it does unless it is the next cseq of the
+    -- conversation of the user's previous entry (in this batch, else the stored tail: its
+    -- tail_cseq is the cseq at last_seq, and tail_conv '' continues nothing).
+    seqs AS MATERIALIZED (
+      SELECT r.idx, r.user_id, r.conv, r.cseq,
+             s.last_seq + row_number() OVER w AS seq,
+             CASE WHEN r.conv = COALESCE(lag(r.conv) OVER w, s.tail_conv)
+                   AND r.cseq - 1 = COALESCE(lag(r.cseq) OVER w, s.tail_cseq)
+                  THEN 0 ELSE 1 END AS starts,
+             s.last_seq AS old_last_seq, s.tail_seq_start, s.tail_conv, s.tail_cseq
+      FROM recipients r
+      JOIN unnest(v_user_ids, v_user_seqs, v_tail_starts, v_tail_convs, v_tail_cseqs)
+        AS s(user_id, last_seq, tail_seq_start, tail_conv, tail_cseq) ON s.user_id = r.user_id
+      WINDOW w AS (PARTITION BY r.user_id ORDER BY r.idx)
+    ),
+    -- The first seq of each entry's run (the latest start so far, else the stored tail's), and
+    -- whether the user's next entry starts a run (null: this is the user's last entry).
+    runs AS MATERIALIZED (
+      SELECT q.*,
+             COALESCE(max(CASE WHEN q.starts = 1 THEN q.seq END) OVER w, q.tail_seq_start)
+               AS run_start,
+             lead(q.starts) OVER w AS next_starts
+      FROM seqs q
+      WINDOW w AS (PARTITION BY q.user_id ORDER BY q.idx ROWS UNBOUNDED PRECEDING)
+    ),
+    -- Closed runs: each run followed by a start in this batch, and the stored tail when the
+    -- user's first entry starts a run. Within a run cseq - seq is constant.
+    ins_runs AS (
+      INSERT INTO inbox_runs (user_id, seq_start, conv, cseq_start, count)
+      SELECT user_id, run_start, conv, cseq - (seq - run_start), seq - run_start + 1
+      FROM runs WHERE next_starts = 1
+      UNION ALL
+      SELECT user_id, tail_seq_start, tail_conv, tail_cseq - (old_last_seq - tail_seq_start),
+             old_last_seq - tail_seq_start + 1
+      FROM runs WHERE seq = old_last_seq + 1 AND starts = 1 AND tail_conv <> ''
+      ORDER BY 1, 2
+    ),
+    seq_maps AS MATERIALIZED (
+      SELECT idx, json_object_agg(user_id, seq) AS seqs FROM seqs GROUP BY idx
+    ),
+    -- Counter write-backs as upserts of rows known to exist: the arbiter index finds each.
+    upd_convs AS (
+      INSERT INTO conversations AS c (conv, last_cseq)
+      SELECT conv, max(cseq) FROM news GROUP BY conv
+      ON CONFLICT (conv) DO UPDATE SET last_cseq = excluded.last_cseq
+    ),
+    -- Each user's last entry: its seq is the new last_seq, its run the new tail.
+    upd_users AS (
+      INSERT INTO user_inbox_seq AS s (user_id, last_seq, tail_seq_start, tail_conv, tail_cseq)
+      SELECT user_id, seq, run_start, conv, cseq FROM runs WHERE next_starts IS NULL
+      ORDER BY user_id
+      ON CONFLICT (user_id) DO UPDATE SET
+        last_seq = excluded.last_seq, tail_seq_start = excluded.tail_seq_start,
+        tail_conv = excluded.tail_conv, tail_cseq = excluded.tail_cseq
+    ),
+    upd_epochs AS (
+      INSERT INTO actor_epochs AS e (actor_id, epoch)
+      SELECT actor_id, max(epoch) FROM accepted GROUP BY actor_id
+      ON CONFLICT (actor_id) DO UPDATE SET epoch = excluded.epoch
+      WHERE e.epoch < excluded.epoch
+    ),
+    results AS (
+      SELECT c.idx, CASE
+        WHEN c.epoch < c.met_epoch THEN
+          json_build_object('status', 'fenced', 'storedEpoch', c.met_epoch)
+        WHEN p.idx IS NOT NULL THEN
+          json_build_object('status', 'duplicate', 'message', p.message)
+        WHEN own.idx IS NOT NULL THEN
+          json_build_object('status', 'stored', 'message', own.message,
+                            'seqs', COALESCE(sm.seqs, '{}'::json))
+        ELSE
+          json_build_object('status', 'duplicate', 'message', first.message)
+        END AS result
+      FROM checked c
+      LEFT JOIN prior p ON p.idx = c.idx
+      LEFT JOIN new_messages own ON own.idx = c.idx
+      LEFT JOIN seq_maps sm ON sm.idx = c.idx
+      LEFT JOIN fresh f ON f.idx = c.idx
+      LEFT JOIN new_messages first ON first.idx = f.first_idx
+    )
+    SELECT COALESCE(json_agg(result ORDER BY idx), '[]'::json),
+           (SELECT count(*) FROM news),
+           (SELECT count(*) FROM ins_messages)
+    INTO v_results, v_expected, v_inserted
+    FROM results;
+
+    IF v_inserted <> v_expected THEN
+      RAISE EXCEPTION 'a (from, cmid) of this batch was stored concurrently; retry'
+        USING ERRCODE = 'serialization_failure';
+    END IF;
+    RETURN v_results;
+  END
+  $fn$;
+`;
+
 /** Every schema version, ascending. */
 export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
   {
@@ -440,5 +684,76 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
         details jsonb NOT NULL
       );
     `,
+  },
+  {
+    version: 6,
+    description:
+      "inboxes as runs: inbox_runs replaces the per-recipient inbox rows; user_inbox_seq keeps the open tail run",
+    // A run maps the user's seqs seq_start .. seq_start+count-1 to the messages of conv with
+    // cseq cseq_start .. cseq_start+count-1, as in the SQLite store (its versions 6 and 7). A
+    // group message then updates each member's counter row instead of inserting one inbox row
+    // (and index entry) per member. inbox_runs holds the closed runs; the open tail run of each
+    // user lives only in user_inbox_seq: tail_seq_start, tail_conv ('' = no run to extend) and
+    // tail_cseq (the cseq at last_seq); its count is last_seq - tail_seq_start + 1.
+    //
+    // The conversion is gaps-and-islands: an entry starts a new run unless the previous entry of
+    // the same user is seq - 1, the same conversation and cseq - 1. The run ending at last_seq
+    // becomes the tail; the others are stored. Appends wait for the conversion (table locks
+    // taken first, in im_append's order: counters, then inbox), then run the new im_append.
+    sql: `
+      LOCK TABLE user_inbox_seq, inbox IN ACCESS EXCLUSIVE MODE;
+
+      CREATE TABLE inbox_runs (
+        user_id text COLLATE "C" NOT NULL,
+        seq_start bigint NOT NULL,
+        conv text COLLATE "C" NOT NULL,
+        cseq_start bigint NOT NULL,
+        count bigint NOT NULL,
+        PRIMARY KEY (user_id, seq_start)
+      );
+
+      ALTER TABLE user_inbox_seq
+        ADD COLUMN tail_seq_start bigint NOT NULL DEFAULT 0,
+        ADD COLUMN tail_conv text COLLATE "C" NOT NULL DEFAULT '',
+        ADD COLUMN tail_cseq bigint NOT NULL DEFAULT 0;
+
+      WITH entries AS (
+        SELECT i.user_id, i.seq, m.conv, m.cseq,
+               lag(i.seq) OVER w AS prev_seq, lag(m.conv) OVER w AS prev_conv,
+               lag(m.cseq) OVER w AS prev_cseq
+        FROM inbox i JOIN messages m ON m.mid = i.mid
+        WINDOW w AS (PARTITION BY i.user_id ORDER BY i.seq)
+      ),
+      islands AS (
+        SELECT user_id, seq, conv, cseq,
+               sum(CASE WHEN prev_seq = seq - 1 AND prev_conv = conv AND prev_cseq = cseq - 1
+                        THEN 0 ELSE 1 END)
+                 OVER (PARTITION BY user_id ORDER BY seq ROWS UNBOUNDED PRECEDING) AS island
+        FROM entries
+      ),
+      runs AS MATERIALIZED (
+        SELECT user_id, min(seq) AS seq_start, min(conv) AS conv, min(cseq) AS cseq_start,
+               count(*) AS count
+        FROM islands GROUP BY user_id, island
+      ),
+      -- The tail is the run ending at last_seq; without one nothing is extended.
+      tails AS (
+        UPDATE user_inbox_seq s SET
+          tail_seq_start = r.seq_start,
+          tail_conv = r.conv,
+          tail_cseq = r.cseq_start + r.count - 1
+        FROM runs r
+        WHERE r.user_id = s.user_id AND r.seq_start + r.count - 1 = s.last_seq
+        RETURNING s.user_id, s.tail_seq_start
+      )
+      INSERT INTO inbox_runs (user_id, seq_start, conv, cseq_start, count)
+      SELECT r.user_id, r.seq_start, r.conv, r.cseq_start, r.count
+      FROM runs r
+      WHERE NOT EXISTS (
+        SELECT 1 FROM tails t WHERE t.user_id = r.user_id AND t.tail_seq_start = r.seq_start)
+      ORDER BY r.user_id, r.seq_start;
+
+      DROP TABLE inbox;
+    ` + IM_APPEND_RUNS,
   },
 ];

@@ -5,6 +5,13 @@
  *   (`im_fence`, `im_save_snapshot`, `im_save_ack`, `im_append` in `migrations_postgres.ts`).
  * - `append` is one round trip per batch: `SELECT im_append($batch)` locks the counter rows in a
  *   fixed order, then numbers and writes the whole batch set-based, in one transaction.
+ * - Each user's inbox is stored as runs (schema version 6), as in the SQLite store: a run maps
+ *   consecutive inbox seqs to consecutive cseqs of one conversation. The open tail run lives only
+ *   in the user's `user_inbox_seq` row (its count is implied by `last_seq`); `inbox_runs` holds
+ *   the closed runs. `im_append` extends the tail when the next entry is the same conversation's
+ *   next cseq, else closes it into `inbox_runs` and starts a new one: a group message updates one
+ *   counter row per member and inserts no inbox row. Reads expand the runs of a seq range into
+ *   (seq, conv, cseq) and fetch the messages by the (conv, cseq) index.
  * - Serialization failures and deadlocks (a concurrent duplicate `(from, cmid)`, or a conflict
  *   with another writer) roll the transaction back and are retried a few times, then surface as
  *   {@link UnavailableError}; so do connection failures (refused, reset, ended, timed out) and
@@ -63,7 +70,9 @@ export interface PostgresStoreOptions {
   connectTimeoutSeconds?: number;
   /**
    * Deadline of one call in milliseconds (default 30000): past it the call rejects with
-   * UnavailableError (a write may still commit; callers retry with the same key).
+   * UnavailableError (a write may still commit; callers retry with the same key). `migrate` has
+   * none: a schema version may convert much data (version 6 rewrites every inbox), and a
+   * migration cut off would roll back and start over on every start-up.
    */
   callTimeoutMs?: number;
   /** Schema versions to apply (tests only; defaults to {@link POSTGRES_MIGRATIONS}). */
@@ -74,6 +83,9 @@ type Sql = postgres.Sql<Record<string, unknown>>;
 type Row = Record<string, unknown>;
 
 const MESSAGE_COLUMNS = "mid, conv, cseq, sender, cmid, to_kind, to_id, ts, body";
+
+/** Fewest inbox positions readInbox covers per round (hidden entries may need more rounds). */
+const INBOX_SLICE = 32;
 
 /** Attempts of a transaction that failed with a serialization failure or deadlock. */
 const MAX_ATTEMPTS = 5;
@@ -153,8 +165,10 @@ class PostgresStore implements Store {
     this.#retiring.add(ending);
   }
 
-  /** Runs one attempt of `fn` on the current pool, bounded by the call deadline. */
-  async #attempt<T>(pool: Sql, fn: (sql: Sql) => Promise<T>): Promise<T> {
+  /** Runs one attempt of `fn` on the current pool, bounded by the call deadline if `timed`. */
+  async #attempt<T>(pool: Sql, fn: (sql: Sql) => Promise<T>, timed: boolean): Promise<T> {
+    const work = fn(pool);
+    if (!timed) return await work;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -162,7 +176,6 @@ class PostgresStore implements Store {
         this.#callTimeoutMs,
       );
     });
-    const work = fn(pool);
     try {
       return await Promise.race([work, deadline]);
     } finally {
@@ -175,18 +188,22 @@ class PostgresStore implements Store {
 
   /**
    * Runs `fn`, retrying transient conflicts, and maps driver failures to the port's errors.
+   * Each attempt is bounded by the call deadline unless `deadline` is false (migrations).
    * A lost connection (or a call past its deadline) retires the pool; `idempotent` calls (reads,
    * and writes whose repetition changes nothing) are then retried once on the fresh pool. Other
    * writes are not repeated, because a lost connection leaves unknown whether they committed;
    * their caller retries with the same key.
    */
-  async #call<T>(fn: (sql: Sql) => Promise<T>, idempotent = false): Promise<T> {
+  async #call<T>(
+    fn: (sql: Sql) => Promise<T>,
+    { idempotent = false, deadline = true } = {},
+  ): Promise<T> {
     let reconnected = false;
     for (let attempt = 1;; attempt++) {
       if (this.#closed) throw new UnavailableError("The Postgres store is closed");
       const pool = this.#pool;
       try {
-        return await this.#attempt(pool, fn);
+        return await this.#attempt(pool, fn, deadline);
       } catch (err) {
         if (isConflict(err) && attempt < MAX_ATTEMPTS) {
           await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * attempt));
@@ -206,11 +223,19 @@ class PostgresStore implements Store {
 
   /** {@link #call} for calls that may run twice. */
   #idempotent<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
-    return this.#call(fn, true);
+    return this.#call(fn, { idempotent: true });
+  }
+
+  /**
+   * {@link #idempotent} without the call deadline, for migrations: a schema version may convert
+   * much data, and one cut off would roll back and start over on every start-up.
+   */
+  #untimed<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    return this.#call(fn, { idempotent: true, deadline: false });
   }
 
   migrate(): Promise<void> {
-    return this.#idempotent(async (sql) => {
+    return this.#untimed(async (sql) => {
       const applied = await sql.begin(async (tx) => {
         await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`;
         const [{ exists }] = await tx`
@@ -405,16 +430,41 @@ class PostgresStore implements Store {
   readInbox(userId: string, after: number, limit: number): Promise<InboxEntry[]> {
     return this.#idempotent(async (sql) => {
       if (limit <= 0) return [];
-      const rows = await sql`
-        SELECT i.seq AS seq, m.mid, m.conv, m.cseq, m.sender, m.cmid, m.to_kind, m.to_id, m.ts,
-               m.body
-        FROM inbox i JOIN messages m ON m.mid = i.mid
-        WHERE i.user_id = ${userId} AND i.seq > ${after}
-          AND NOT EXISTS (
-            SELECT 1 FROM message_hidden h WHERE h.user_id = i.user_id AND h.mid = i.mid)
-        ORDER BY i.seq
-        LIMIT ${limit}`;
-      return rows.map((row) => ({ seq: row.seq as number, message: toMessage(row) }));
+      // Seqs are gapless, so the next `want` positions are the seqs after..after+want: their runs
+      // are expanded and the messages fetched by the (conv, cseq) index in one statement, hidden
+      // ones left out; again from where that ended while entries are missing and the inbox goes
+      // on. At least INBOX_SLICE positions per round, so many hidden entries cost few rounds.
+      // The user's counter row comes along (last_seq, and one row even for an empty page).
+      const out: InboxEntry[] = [];
+      let from = after;
+      while (out.length < limit) {
+        const want = Math.max(limit - out.length, INBOX_SLICE);
+        const to = from + want;
+        const rows = await sql`
+          SELECT s.last_seq AS inbox_last_seq, p.*
+          FROM user_inbox_seq s
+          LEFT JOIN LATERAL (
+            SELECT r.seq_start - r.cseq_start + m.cseq AS seq,
+                   ${sql.unsafe(MESSAGE_COLUMNS.split(", ").map((c) => `m.${c}`).join(", "))}
+            FROM (${runsBetween(sql, userId, from, to)}) r
+            JOIN messages m ON m.conv = r.conv
+              AND m.cseq >= r.cseq_start + GREATEST(0, ${from + 1}::bigint - r.seq_start)
+              AND m.cseq < r.cseq_start + LEAST(r.count, ${to + 1}::bigint - r.seq_start)
+            WHERE NOT EXISTS (
+              SELECT 1 FROM message_hidden h WHERE h.user_id = s.user_id AND h.mid = m.mid)
+            ORDER BY 1
+            LIMIT ${limit - out.length}
+          ) p ON true
+          WHERE s.user_id = ${userId}
+          ORDER BY p.seq`;
+        if (rows.length === 0) break; // no inbox at all
+        for (const row of rows) {
+          if (row.seq !== null) out.push({ seq: row.seq as number, message: toMessage(row) });
+        }
+        if (to >= (rows[0].inbox_last_seq as number)) break; // the inbox ends here
+        from = to;
+      }
+      return out;
     });
   }
 
@@ -541,7 +591,7 @@ class PostgresStore implements Store {
   deleteUser(userId: string): Promise<boolean> {
     return this.#call((sql) =>
       sql.begin(async (tx) => {
-        await tx`DELETE FROM inbox WHERE user_id = ${userId}`;
+        await tx`DELETE FROM inbox_runs WHERE user_id = ${userId}`;
         await tx`DELETE FROM user_inbox_seq WHERE user_id = ${userId}`;
         await tx`DELETE FROM acks WHERE user_id = ${userId}`;
         // Refresh tokens and the role go with the row (ON DELETE CASCADE).
@@ -783,13 +833,18 @@ class PostgresStore implements Store {
   scanInboxConversations(userId: string, after: number, limit: number): Promise<InboxScan> {
     return this.#idempotent(async (sql) => {
       if (limit <= 0) return { convs: [], scanned: 0, lastSeq: after };
+      // The positions after..after+limit (seqs are gapless), their messages grouped by
+      // conversation; hidden ones count, as they are still inbox entries.
+      const to = after + limit;
       const rows = await sql`
         SELECT m.conv, min(m.cseq) AS first_cseq, max(m.cseq) AS last_cseq,
-               max(i.seq) AS last_seq, count(*)::int AS n
-        FROM (SELECT seq, mid FROM inbox WHERE user_id = ${userId} AND seq > ${after}
-              ORDER BY seq LIMIT ${limit}) i
-        JOIN messages m ON m.mid = i.mid
-        GROUP BY m.conv`;
+               max(r.seq_start - r.cseq_start + m.cseq) AS last_seq, count(*)::int AS n
+        FROM (${runsBetween(sql, userId, after, to)}) r
+        JOIN messages m ON m.conv = r.conv
+          AND m.cseq >= r.cseq_start + GREATEST(0, ${after + 1}::bigint - r.seq_start)
+          AND m.cseq < r.cseq_start + LEAST(r.count, ${to + 1}::bigint - r.seq_start)
+        GROUP BY m.conv
+        ORDER BY m.conv`;
       let scanned = 0;
       let lastSeq = after;
       const convs = rows.map((r) => {
@@ -966,6 +1021,26 @@ class PostgresStore implements Store {
       return rows.map((r) => ({ userId: r.user_id as string, ts: r.created_at as number }));
     });
   }
+}
+
+/**
+ * The runs of `userId`'s inbox holding seqs after+1 .. to (the closed runs from inbox_runs, then
+ * the open tail from user_inbox_seq), as rows (seq_start, conv, cseq_start, count); the first and
+ * last may reach beyond that range, so readers clip them. A closed run starting at or before
+ * after+1 holds it only if it is the last such run; every later one starts after it.
+ */
+function runsBetween(sql: Sql, userId: string, after: number, to: number) {
+  return sql`
+    SELECT seq_start, conv, cseq_start, count FROM inbox_runs
+    WHERE user_id = ${userId} AND seq_start <= ${to}::bigint
+      AND seq_start >= COALESCE((
+        SELECT max(seq_start) FROM inbox_runs
+        WHERE user_id = ${userId} AND seq_start <= ${after + 1}::bigint), 0)
+    UNION ALL
+    SELECT tail_seq_start, tail_conv, tail_cseq - (last_seq - tail_seq_start),
+           last_seq - tail_seq_start + 1
+    FROM user_inbox_seq
+    WHERE user_id = ${userId} AND tail_conv <> '' AND tail_seq_start <= ${to}::bigint`;
 }
 
 /** The im_* functions return the stored epoch after the write: above ours means fenced. */

@@ -319,3 +319,41 @@ Deno.test("a failing Postgres migration rolls back entirely and is not recorded"
     }
   });
 });
+
+Deno.test("a Postgres migration that takes longer than the call deadline still completes; other calls keep the deadline", async () => {
+  await withDatabase(async (db, admin) => {
+    const slow = [
+      ...POSTGRES_MIGRATIONS,
+      {
+        version: 1000,
+        description: "slow",
+        sql: "SELECT pg_sleep(0.6); CREATE TABLE slow_done ();",
+      },
+    ];
+    const store = openPostgresStore(db.url, { max: 1, migrations: slow, callTimeoutMs: 200 });
+    try {
+      await store.migrate();
+      const [{ exists }] = await admin`SELECT to_regclass('slow_done') IS NOT NULL AS exists`;
+      assert.equal(exists, true);
+      await store.fence("user/x", 1);
+      let release!: () => void;
+      const hold = new Promise<void>((resolve) => release = resolve);
+      let locked!: () => void;
+      const isLocked = new Promise<void>((resolve) => locked = resolve);
+      const holder = admin.begin(async (tx) => {
+        await tx`SELECT 1 FROM actor_epochs WHERE actor_id = 'user/x' FOR UPDATE`;
+        locked();
+        await hold;
+      });
+      try {
+        await isLocked;
+        await assert.rejects(store.fence("user/x", 2), UnavailableError);
+      } finally {
+        release();
+        await holder;
+      }
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -4,8 +4,9 @@ import { UnavailableError } from "../actors/errors.ts";
 import { openSqliteStore } from "./store_sqlite.ts";
 import { SQLITE_MIGRATIONS } from "./migrations_sqlite.ts";
 import { runStoreContract } from "./store_contract.ts";
-import type { AppendRequest, Store, StoredMessage } from "./store.ts";
+import type { AppendRequest, StoredMessage } from "./store.ts";
 import { request, withDir } from "./testing_sqlite.ts";
+import { assertInboxes, inboxAnswers, InboxModel, msg, readAsTriples } from "./testing_inbox.ts";
 
 runStoreContract("sqlite", async () => {
   const dir = await Deno.makeTempDir({ prefix: "im_store_sqlite_" });
@@ -102,93 +103,6 @@ Deno.test("a failing SQLite migration rolls back entirely and is not recorded", 
 });
 
 // ---- inbox runs (migration 6): each user's inbox is stored as runs of one conversation ----
-
-/** A message to `conv` from `from` for `recipients`, sent by the conversation's actor. */
-function msg(conv: string, from: string, recipients: string[], n: number): AppendRequest {
-  return {
-    actorId: `conv/${conv}`,
-    epoch: 1,
-    mid: `m_${conv}_${n}`,
-    conv,
-    from,
-    to: conv.startsWith("g:") ? { group: conv.slice(2) } : { user: recipients[1] },
-    cmid: `${conv}_${n}`,
-    ts: n,
-    body: { type: "text", text: `${conv} ${n}` },
-    recipients,
-  };
-}
-
-/** Every user's expected inbox (seq → conv, cseq, mid), taken from append results. */
-class InboxModel {
-  readonly entries = new Map<string, Map<number, { conv: string; cseq: number; mid: string }>>();
-  readonly hidden = new Set<string>();
-
-  record(results: Awaited<ReturnType<Store["append"]>>): void {
-    for (const r of results) {
-      if (r.status !== "stored") continue;
-      for (const [user, seq] of Object.entries(r.seqs)) {
-        let inbox = this.entries.get(user);
-        if (!inbox) this.entries.set(user, inbox = new Map());
-        inbox.set(seq, { conv: r.message.conv, cseq: r.message.cseq, mid: r.message.mid });
-      }
-    }
-  }
-
-  /** What readInbox(user, after, limit) must answer, as [seq, conv, cseq]. */
-  read(user: string, after: number, limit: number): [number, string, number][] {
-    return [...(this.entries.get(user) ?? new Map()).entries()]
-      .filter(([seq, e]) => seq > after && !this.hidden.has(`${user} ${e.mid}`))
-      .sort((a, b) => a[0] - b[0])
-      .slice(0, Math.max(0, limit))
-      .map(([seq, e]) => [seq, e.conv, e.cseq]);
-  }
-}
-
-async function readAsTriples(store: Store, user: string, after: number, limit: number) {
-  return (await store.readInbox(user, after, limit)).map((
-    e,
-  ) => [e.seq, e.message.conv, e.message.cseq] as [number, string, number]);
-}
-
-/** Checks readInbox against the model for every `after` and a few limits. */
-async function assertInboxes(store: Store, model: InboxModel): Promise<void> {
-  for (const user of model.entries.keys()) {
-    const last = await store.latestSeq(user);
-    assert.equal(last, Math.max(...model.entries.get(user)!.keys()), `latestSeq ${user}`);
-    for (let after = 0; after <= last; after++) {
-      for (const limit of [1, 2, 3, 1000]) {
-        assert.deepEqual(
-          await readAsTriples(store, user, after, limit),
-          model.read(user, after, limit),
-          `readInbox(${user}, ${after}, ${limit})`,
-        );
-      }
-    }
-  }
-}
-
-/** Every readInbox, scanInboxConversations and latestSeq answer for `users`, for comparison. */
-async function inboxAnswers(store: Store, users: string[]): Promise<unknown[]> {
-  const out: unknown[] = [];
-  for (const user of users) {
-    const last = await store.latestSeq(user);
-    out.push(["latestSeq", user, last]);
-    for (let after = 0; after <= last + 1; after++) {
-      for (const limit of [1, 2, 3, 5, 1000]) {
-        out.push(["readInbox", user, after, limit, await store.readInbox(user, after, limit)]);
-        out.push([
-          "scan",
-          user,
-          after,
-          limit,
-          await store.scanInboxConversations(user, after, limit),
-        ]);
-      }
-    }
-  }
-  return out;
-}
 
 /**
  * A user's runs as [seq_start, conv, cseq_start, count]: the closed ones stored in inbox_runs,

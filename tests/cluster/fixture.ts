@@ -411,8 +411,8 @@ export async function storedMessages(sql: postgres.Sql): Promise<ConvRow[]> {
 
 /**
  * Integrity of the durable state, checked in SQL: no (conv, cseq) or (sender, cmid) twice,
- * cseq gapless from 1 per conversation, inbox seq gapless from 1 per user, and every inbox entry
- * names a stored message. Returns the problems found (empty = consistent).
+ * cseq gapless from 1 per conversation, inbox seq gapless from 1 per user up to its last seq, and
+ * every inbox entry names a stored message. Returns the problems found (empty = consistent).
  */
 export async function integrityProblems(sql: postgres.Sql): Promise<string[]> {
   const problems: string[] = [];
@@ -427,19 +427,41 @@ export async function integrityProblems(sql: postgres.Sql): Promise<string[]> {
     SELECT conv, count(*)::int AS n, max(cseq)::int AS top, min(cseq)::int AS low
     FROM messages GROUP BY conv HAVING count(*) <> max(cseq) OR min(cseq) <> 1`;
   for (const r of cseqGaps) problems.push(`cseq gap in ${r.conv}: ${r.n} rows, ${r.low}..${r.top}`);
+  // Inbox entries expanded from their runs (closed ones and each user's open tail).
+  const entries = sql`
+    WITH runs AS (
+      SELECT user_id, seq_start, conv, cseq_start, count FROM inbox_runs
+      UNION ALL
+      SELECT user_id, tail_seq_start, tail_conv, tail_cseq - (last_seq - tail_seq_start),
+             last_seq - tail_seq_start + 1
+      FROM user_inbox_seq WHERE tail_conv <> ''
+    )
+    SELECT r.user_id, r.seq_start + k AS seq, r.conv, r.cseq_start + k AS cseq
+    FROM runs r CROSS JOIN LATERAL generate_series(0, r.count - 1) AS k`;
   const seqGaps = await sql`
     SELECT user_id, count(*)::int AS n, max(seq)::int AS top, min(seq)::int AS low
-    FROM inbox GROUP BY user_id HAVING count(*) <> max(seq) OR min(seq) <> 1`;
+    FROM (${entries}) i GROUP BY user_id HAVING count(*) <> max(seq) OR min(seq) <> 1`;
   for (const r of seqGaps) {
     problems.push(`inbox gap of ${r.user_id}: ${r.n} rows, ${r.low}..${r.top}`);
   }
+  const short = await sql`
+    SELECT s.user_id, s.last_seq::int AS last, max(i.seq)::int AS top
+    FROM user_inbox_seq s LEFT JOIN (${entries}) i ON i.user_id = s.user_id
+    GROUP BY s.user_id, s.last_seq HAVING coalesce(max(i.seq), 0) <> s.last_seq`;
+  for (const r of short) {
+    problems.push(`inbox of ${r.user_id} ends at ${r.top ?? 0}, its last seq is ${r.last}`);
+  }
   const dangling = await sql`
-    SELECT i.user_id, i.seq FROM inbox i LEFT JOIN messages m ON m.mid = i.mid
+    SELECT i.user_id, i.seq FROM (${entries}) i
+    LEFT JOIN messages m ON m.conv = i.conv AND m.cseq = i.cseq
     WHERE m.mid IS NULL LIMIT 5`;
   for (const r of dangling) problems.push(`inbox entry without message: ${r.user_id} ${r.seq}`);
   const dupInbox = await sql`
-    SELECT user_id, mid, count(*)::int AS n FROM inbox GROUP BY user_id, mid HAVING count(*) > 1
+    SELECT user_id, conv, cseq, count(*)::int AS n FROM (${entries}) i
+    GROUP BY user_id, conv, cseq HAVING count(*) > 1
     LIMIT 5`;
-  for (const r of dupInbox) problems.push(`message twice in an inbox: ${r.user_id} ${r.mid}`);
+  for (const r of dupInbox) {
+    problems.push(`message twice in an inbox: ${r.user_id} ${r.conv} ${r.cseq}`);
+  }
   return problems;
 }

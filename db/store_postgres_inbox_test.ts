@@ -1,0 +1,453 @@
+/**
+ * The Postgres store's inboxes as runs (schema version 6): runs form and break per conversation
+ * and cseq across batches, hidden entries, concurrent writers, and the conversion of an inbox
+ * written as one row per entry, which must read back identically.
+ */
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { openPostgresStore } from "./store_postgres.ts";
+import { POSTGRES_MIGRATIONS } from "./migrations_postgres.ts";
+import { createTempDatabase, type TempDatabase } from "../tests/support/postgres.ts";
+import type { AppendRequest, InboxScan, Store } from "./store.ts";
+import { assertInboxes, inboxAnswers, InboxModel, msg, readAsTriples } from "./testing_inbox.ts";
+
+/** A connection that reads int8 as numbers, like the store's. */
+function connect(url: string): postgres.Sql {
+  return postgres(url, {
+    max: 2,
+    onnotice: () => {},
+    types: {
+      bigint: {
+        to: 20,
+        from: [20],
+        serialize: (x: number) => String(x),
+        parse: (x: string) => Number(x),
+      },
+    },
+  }) as unknown as postgres.Sql;
+}
+
+/** Runs `fn` with a fresh database and a direct connection to it, dropping both after. */
+async function withDatabase(
+  fn: (db: TempDatabase, sql: postgres.Sql) => Promise<void>,
+): Promise<void> {
+  const db = await createTempDatabase();
+  const sql = connect(db.url);
+  try {
+    await fn(db, sql);
+  } finally {
+    await sql.end({ timeout: 5 });
+    await db.drop();
+  }
+}
+
+async function openStore(url: string, migrations = POSTGRES_MIGRATIONS): Promise<Store> {
+  const store = openPostgresStore(url, { max: 4, migrations });
+  await store.migrate();
+  return store;
+}
+
+/**
+ * A user's runs as [seq_start, conv, cseq_start, count]: the closed ones stored in inbox_runs,
+ * then the open tail kept in user_inbox_seq (which must not also be in inbox_runs).
+ */
+async function runsOf(sql: postgres.Sql, user: string): Promise<unknown[]> {
+  const runs = (await sql`
+    SELECT seq_start, conv, cseq_start, count FROM inbox_runs WHERE user_id = ${user}
+    ORDER BY seq_start`).map((r) => [r.seq_start, r.conv, r.cseq_start, r.count]);
+  const [t] = await sql`
+    SELECT last_seq, tail_seq_start, tail_conv, tail_cseq FROM user_inbox_seq
+    WHERE user_id = ${user}`;
+  if (t && t.tail_conv !== "") {
+    const count = t.last_seq - t.tail_seq_start + 1;
+    assert.ok(!runs.some((r) => r[0] === t.tail_seq_start), "the tail is stored once");
+    runs.push([t.tail_seq_start, t.tail_conv, t.tail_cseq - count + 1, count]);
+  }
+  return runs;
+}
+
+/**
+ * Checks that `user`'s runs tile seqs 1..latestSeq without gap or overlap and map each seq to
+ * the (conv, cseq) the model has for it (hidden entries included: hiding changes no run).
+ */
+async function assertRunsMatch(sql: postgres.Sql, model: InboxModel, user: string) {
+  const expected = [...(model.entries.get(user) ?? new Map()).entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([seq, e]) => [seq, e.conv, e.cseq]);
+  const actual: unknown[] = [];
+  let next = 1;
+  for (const [seqStart, conv, cseqStart, count] of await runsOf(sql, user) as number[][]) {
+    assert.equal(seqStart, next, `${user}: runs tile the seqs`);
+    assert.ok(count > 0, `${user}: no empty run`);
+    for (let i = 0; i < count; i++) actual.push([seqStart + i, conv, cseqStart + i]);
+    next = seqStart + count;
+  }
+  assert.deepEqual(actual, expected, `${user}: runs map seqs to messages`);
+}
+
+Deno.test("Postgres inbox runs extend only with the same conversation's next cseq and map every seq to its message", async () => {
+  await withDatabase(async (db, sql) => {
+    const store = await openStore(db.url);
+    const model = new InboxModel();
+    try {
+      const a = "d:u_a:u_b", c = "d:u_a:u_c", g = "g:g_1";
+      let n = 0;
+      const send = async (reqs: AppendRequest[]) => model.record(await store.append(reqs));
+      // Interleaved, one message per batch: a, a, c, a, c, c.
+      await send([msg(a, "u_a", ["u_a", "u_b"], ++n)]);
+      await send([msg(a, "u_b", ["u_b", "u_a"], ++n)]);
+      await send([msg(c, "u_a", ["u_a", "u_c"], ++n)]);
+      await send([msg(a, "u_a", ["u_a", "u_b"], ++n)]);
+      await send([msg(c, "u_c", ["u_c", "u_a"], ++n)]);
+      await send([msg(c, "u_a", ["u_a", "u_c"], ++n)]);
+      // One batch: a, a, c, a; then the next batch continues a.
+      await send([
+        msg(a, "u_a", ["u_a", "u_b"], ++n),
+        msg(a, "u_b", ["u_a", "u_b"], ++n),
+        msg(c, "u_a", ["u_a", "u_c"], ++n),
+        msg(a, "u_a", ["u_a", "u_b"], ++n),
+      ]);
+      await send([msg(a, "u_b", ["u_b", "u_a"], ++n)]);
+      // A group: u_d joins late (from its third message), u_b leaves after the second.
+      await send([msg(g, "u_a", ["u_a", "u_b"], ++n), msg(g, "u_a", ["u_a", "u_b"], ++n)]);
+      await send([msg(g, "u_a", ["u_a", "u_d"], ++n)]);
+      await send([msg(g, "u_d", ["u_a", "u_d"], ++n), msg(g, "u_a", ["u_a", "u_d"], ++n)]);
+      // A duplicate and a fenced request in a batch take no seq.
+      await send([msg(g, "u_a", ["u_a", "u_d"], n), msg(g, "u_a", ["u_a", "u_d"], ++n)]);
+      await send([{ ...msg(g, "u_a", ["u_a", "u_d"], ++n), epoch: 0 }]);
+      await store.fence("conv/g:g_1", 2);
+
+      await assertInboxes(store, model);
+      assert.deepEqual(await readAsTriples(store, "u_a", 0, 1000), [
+        [1, a, 1],
+        [2, a, 2],
+        [3, c, 1],
+        [4, a, 3],
+        [5, c, 2],
+        [6, c, 3],
+        [7, a, 4],
+        [8, a, 5],
+        [9, c, 4],
+        [10, a, 6],
+        [11, a, 7],
+        [12, g, 1],
+        [13, g, 2],
+        [14, g, 3],
+        [15, g, 4],
+        [16, g, 5],
+        [17, g, 6],
+      ]);
+      assert.deepEqual(await runsOf(sql, "u_a"), [
+        [1, a, 1, 2],
+        [3, c, 1, 1],
+        [4, a, 3, 1],
+        [5, c, 2, 2],
+        [7, a, 4, 2],
+        [9, c, 4, 1],
+        [10, a, 6, 2],
+        [12, g, 1, 6],
+      ]);
+      // The late joiner's first run starts at its own seq 1 with the group's cseq 3.
+      assert.deepEqual(await runsOf(sql, "u_d"), [[1, g, 3, 4]]);
+      assert.deepEqual(await runsOf(sql, "u_b"), [[1, a, 1, 7], [8, g, 1, 2]]);
+      assert.deepEqual(await runsOf(sql, "u_c"), [[1, c, 1, 4]]);
+      assert.deepEqual(await store.scanInboxConversations("u_a", 2, 8), {
+        convs: [
+          { conv: a, firstCseq: 3, lastCseq: 6, lastSeq: 10 },
+          { conv: c, firstCseq: 1, lastCseq: 4, lastSeq: 9 },
+        ],
+        scanned: 8,
+        lastSeq: 10,
+      });
+      // One batch extends u_a's tail and then closes it (stored with its full count), starts
+      // u_e's first run, and extends u_c's.
+      await send([
+        { ...msg(g, "u_a", ["u_a", "u_e"], ++n), epoch: 2 },
+        { ...msg(g, "u_a", ["u_a", "u_e"], ++n), epoch: 2 },
+        msg(c, "u_c", ["u_c", "u_a"], ++n),
+      ]);
+      assert.deepEqual((await runsOf(sql, "u_a")).slice(-2), [[12, g, 1, 8], [20, c, 5, 1]]);
+      assert.deepEqual(await runsOf(sql, "u_e"), [[1, g, 7, 2]]);
+      assert.deepEqual(await runsOf(sql, "u_c"), [[1, c, 1, 5]]);
+      for (const u of model.entries.keys()) await assertRunsMatch(sql, model, u);
+      // Deleting the account drops its runs; a new inbox for the id starts from seq 1.
+      assert.equal(await store.deleteUser("u_d"), false);
+      assert.deepEqual(await runsOf(sql, "u_d"), []);
+      assert.equal(await store.latestSeq("u_d"), 0);
+      assert.deepEqual(await store.readInbox("u_d", 0, 10), []);
+      const [again] = await store.append([{ ...msg(g, "u_a", ["u_d"], ++n), epoch: 2 }]);
+      assert.equal(again.status, "stored");
+      assert.deepEqual(again.status === "stored" && again.seqs, { u_d: 1 });
+      assert.deepEqual(await runsOf(sql, "u_d"), [[1, g, 9, 1]]);
+      // The same for an inbox with closed runs: none of them is left to show up again.
+      assert.equal((await runsOf(sql, "u_b")).length, 2);
+      await store.deleteUser("u_b");
+      assert.deepEqual(await runsOf(sql, "u_b"), []);
+      await store.append([msg(a, "u_a", ["u_a", "u_b"], ++n)]);
+      assert.deepEqual(await readAsTriples(store, "u_b", 0, 100), [[1, a, 8]]);
+      assert.deepEqual(await runsOf(sql, "u_b"), [[1, a, 8, 1]]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("Postgres: hidden inbox messages are skipped inside and across runs and limit counts only returned entries", async () => {
+  await withDatabase(async (db) => {
+    const store = await openStore(db.url);
+    const model = new InboxModel();
+    try {
+      const g = "g:g_1", d = "d:u_a:u_b";
+      const members = ["u_a", "u_b"];
+      const reqs: AppendRequest[] = [];
+      for (let n = 1; n <= 6; n++) reqs.push(msg(g, "u_a", members, n));
+      reqs.push(msg(d, "u_b", members, 7));
+      for (let n = 8; n <= 9; n++) reqs.push(msg(g, "u_a", members, n));
+      model.record(await store.append(reqs));
+      // u_b's inbox: seqs 1-6 g 1-6, 7 d 1, 8-9 g 7-8. Hide g 2, 3, 6 (run end), d 1, g 7.
+      for (const [conv, n] of [[g, 2], [g, 3], [g, 6], [d, 7], [g, 8]] as const) {
+        await store.hideMessage(`conv/${conv}`, 1, "u_b", conv, `m_${conv}_${n}`);
+        model.hidden.add(`u_b m_${conv}_${n}`);
+      }
+      const seqs = async (after: number, limit: number) =>
+        (await store.readInbox("u_b", after, limit)).map((e) => e.seq);
+      assert.deepEqual(await seqs(0, 2), [1, 4]);
+      assert.deepEqual(await seqs(1, 2), [4, 5]);
+      assert.deepEqual(await seqs(4, 2), [5, 9]);
+      assert.deepEqual(await seqs(5, 1), [9]);
+      assert.deepEqual(await seqs(0, 100), [1, 4, 5, 9]);
+      assert.deepEqual(await seqs(9, 100), []);
+      await assertInboxes(store, model);
+      // Hidden entries still count as scanned inbox entries.
+      assert.deepEqual(await store.scanInboxConversations("u_b", 0, 9), {
+        convs: [
+          { conv: d, firstCseq: 1, lastCseq: 1, lastSeq: 7 },
+          { conv: g, firstCseq: 1, lastCseq: 8, lastSeq: 9 },
+        ],
+        scanned: 9,
+        lastSeq: 9,
+      });
+      // The sender's inbox is untouched by u_b's hiding.
+      assert.equal((await store.readInbox("u_a", 0, 100)).length, 9);
+      // More hidden entries than one round covers: 200 one-message runs, all but the last
+      // hidden, then one more visible entry.
+      const many: AppendRequest[] = [];
+      for (let n = 0; n < 200; n++) {
+        many.push(msg(`d:u_b:x_${n}`, "u_b", ["u_b", `x_${n}`], 100 + n));
+      }
+      model.record(await store.append(many));
+      for (let n = 0; n < 199; n++) {
+        const conv = `d:u_b:x_${n}`;
+        await store.hideMessage(`conv/${conv}`, 1, "u_b", conv, `m_${conv}_${100 + n}`);
+        model.hidden.add(`u_b m_${conv}_${100 + n}`);
+      }
+      assert.deepEqual(await readAsTriples(store, "u_b", 9, 1), [[209, "d:u_b:x_199", 1]]);
+      assert.deepEqual(await readAsTriples(store, "u_b", 5, 2), model.read("u_b", 5, 2));
+      assert.deepEqual(await readAsTriples(store, "u_b", 9, 100), [[209, "d:u_b:x_199", 1]]);
+      model.record(await store.append([msg(g, "u_a", members, 400)]));
+      assert.deepEqual(await readAsTriples(store, "u_b", 5, 3), model.read("u_b", 5, 3));
+      assert.deepEqual(await readAsTriples(store, "u_b", 5, 3), [
+        [9, g, 8],
+        [209, "d:u_b:x_199", 1],
+        [210, g, 9],
+      ]);
+      await assertInboxes(store, model);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("Postgres inbox runs stay exact under concurrent append batches from two stores over the same users", async () => {
+  await withDatabase(async (db, sql) => {
+    const one = await openStore(db.url);
+    const two = await openStore(db.url);
+    const model = new InboxModel();
+    try {
+      const users = ["u_a", "u_b", "u_c", "u_d"];
+      let n = 0;
+      // Each store writes its own conversations; the users' inboxes interleave them.
+      const writer = async (store: Store, convs: string[], seed: number) => {
+        const rnd = (k: number) =>
+          Math.floor((seed = (seed * 1103515245 + 12345) % 2147483648) / 65536) % k;
+        for (let b = 0; b < 40; b++) {
+          const reqs: AppendRequest[] = [];
+          for (let i = 0, size = 1 + rnd(3); i < size; i++) {
+            const conv = convs[rnd(convs.length)];
+            const members = conv.startsWith("d:")
+              ? ["u_a", "u_b"]
+              : users.filter(() => rnd(3) !== 0);
+            reqs.push(msg(conv, "u_a", members, ++n));
+          }
+          model.record(await store.append(reqs));
+        }
+      };
+      await Promise.all([
+        writer(one, ["g:g_1", "g:g_2"], 3),
+        writer(two, ["g:g_3", "d:u_a:u_b"], 5),
+      ]);
+      // The two writers' batches did interleave in u_a's inbox (many runs, not two).
+      assert.ok((await runsOf(sql, "u_a")).length > 10);
+      await assertInboxes(one, model);
+      for (const u of users) await assertRunsMatch(sql, model, u);
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+});
+
+/** A message's fields as the store answers them, from a row of the old queries. */
+function legacyMessage(r: postgres.Row) {
+  return {
+    mid: r.mid,
+    conv: r.conv,
+    cseq: r.cseq,
+    from: r.sender,
+    to: r.to_kind === "user" ? { user: r.to_id } : { group: r.to_id },
+    ts: r.ts,
+    body: r.body,
+    cmid: r.cmid,
+  };
+}
+
+/**
+ * What the store before version 6 answered (one inbox row per entry): its queries, kept here
+ * verbatim, in the shape {@link inboxAnswers} gives. The old scan did not order its
+ * conversations: they are sorted here as the store now sorts them.
+ */
+async function legacyInboxAnswers(sql: postgres.Sql, users: string[]): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for (const user of users) {
+    const [row] = await sql`SELECT last_seq FROM user_inbox_seq WHERE user_id = ${user}`;
+    const last = row ? (row.last_seq as number) : 0;
+    out.push(["latestSeq", user, last]);
+    for (let after = 0; after <= last + 1; after++) {
+      for (const limit of [1, 2, 3, 5, 1000]) {
+        const read = await sql`
+          SELECT i.seq AS seq, m.mid, m.conv, m.cseq, m.sender, m.cmid, m.to_kind, m.to_id, m.ts,
+                 m.body
+          FROM inbox i JOIN messages m ON m.mid = i.mid
+          WHERE i.user_id = ${user} AND i.seq > ${after}
+            AND NOT EXISTS (
+              SELECT 1 FROM message_hidden h WHERE h.user_id = i.user_id AND h.mid = i.mid)
+          ORDER BY i.seq
+          LIMIT ${limit}`;
+        out.push([
+          "readInbox",
+          user,
+          after,
+          limit,
+          read.map((r) => ({ seq: r.seq, message: legacyMessage(r) })),
+        ]);
+        const rows = await sql`
+          SELECT m.conv, min(m.cseq) AS first_cseq, max(m.cseq) AS last_cseq,
+                 max(i.seq) AS last_seq, count(*)::int AS n
+          FROM (SELECT seq, mid FROM inbox WHERE user_id = ${user} AND seq > ${after}
+                ORDER BY seq LIMIT ${limit}) i
+          JOIN messages m ON m.mid = i.mid
+          GROUP BY m.conv`;
+        let scanned = 0;
+        let lastSeq = after;
+        const convs = [...rows].sort((x, y) => x.conv < y.conv ? -1 : x.conv > y.conv ? 1 : 0)
+          .map((r) => {
+            scanned += r.n as number;
+            lastSeq = Math.max(lastSeq, r.last_seq as number);
+            return {
+              conv: r.conv,
+              firstCseq: r.first_cseq,
+              lastCseq: r.last_cseq,
+              lastSeq: r.last_seq,
+            };
+          });
+        const scan: InboxScan = { convs, scanned, lastSeq };
+        out.push(["scan", user, after, limit, scan]);
+      }
+    }
+  }
+  return out;
+}
+
+Deno.test("Postgres migration 6 converts an inbox written as rows into runs that read back identically", async () => {
+  await withDatabase(async (db, sql) => {
+    const version6 = POSTGRES_MIGRATIONS.findIndex((m) => m.version === 6);
+    assert.ok(version6 > 0);
+    const model = new InboxModel();
+    // u_f only ever receives a fenced request: a counter row at 0 and no inbox.
+    const users = ["u_a", "u_b", "u_c", "u_d", "u_e", "u_f"];
+    let n = 0;
+    let hiddenMid = "";
+    const old = await openStore(db.url, POSTGRES_MIGRATIONS.slice(0, version6));
+    try {
+      // Deterministic mix: group messages to changing member sets, direct messages, batches,
+      // written by the old im_append (one inbox row per recipient).
+      let seed = 7;
+      const rnd = (k: number) =>
+        Math.floor((seed = (seed * 1103515245 + 12345) % 2147483648) / 65536) % k;
+      for (let batch = 0; batch < 40; batch++) {
+        const reqs: AppendRequest[] = [];
+        for (let i = 0, size = 1 + rnd(4); i < size; i++) {
+          if (rnd(2) === 0) {
+            const members = users.slice(0, 5).filter(() => rnd(4) !== 0);
+            if (members.length === 0) members.push("u_a");
+            reqs.push(msg(`g:g_${rnd(2)}`, members[0], members, ++n));
+          } else {
+            const x = rnd(5), y = (x + 1 + rnd(4)) % 5;
+            const [p, q] = x < y ? [x, y] : [y, x];
+            reqs.push(msg(`d:${users[p]}:${users[q]}`, users[x], [users[x], users[y]], ++n));
+          }
+        }
+        if (batch === 20) {
+          // A duplicate and a fenced request take no seq.
+          reqs.push(reqs[0]);
+          await old.fence("conv/g:g_9", 2);
+          reqs.push(msg("g:g_9", "u_a", ["u_a", "u_f"], ++n));
+        }
+        model.record(await old.append(reqs));
+      }
+      // u_b hid one group message (in the middle of a run, most likely).
+      const hidden = [...model.entries.get("u_b")!.values()].find((e) => e.conv.startsWith("g:"))!;
+      hiddenMid = hidden.mid;
+      await old.hideMessage(`conv/${hidden.conv}`, 1, "u_b", hidden.conv, hidden.mid);
+      const [{ rows }] = await sql`SELECT count(*)::int AS rows FROM inbox`;
+      assert.ok(rows > 100, `${rows} inbox rows`);
+      assert.equal(await old.latestSeq("u_f"), 0);
+    } finally {
+      await old.close();
+    }
+    const before = await legacyInboxAnswers(sql, users);
+
+    const store = await openStore(db.url);
+    try {
+      // Item by item: a diff of the whole list would take minutes to print.
+      const after = await inboxAnswers(store, users);
+      assert.equal(after.length, before.length);
+      for (let i = 0; i < after.length; i++) assert.deepEqual(after[i], before[i]);
+      const [{ gone }] = await sql`SELECT to_regclass('inbox') IS NULL AS gone`;
+      assert.equal(gone, true);
+      const [{ runs }] = await sql`SELECT count(*)::int AS runs FROM inbox_runs`;
+      const entries = [...model.entries.values()].reduce((s, m) => s + m.size, 0);
+      assert.ok(runs > 0 && runs < entries, `${runs} runs for ${entries} entries`);
+      for (const u of users) await assertRunsMatch(sql, model, u);
+      // Each inbox's last run became its tail (kept only in the counter row).
+      const tails = await sql`
+        SELECT user_id, tail_conv FROM user_inbox_seq ORDER BY user_id`;
+      assert.deepEqual(
+        tails.map((t) => [t.user_id, t.tail_conv !== ""]),
+        users.map((u) => [u, u !== "u_f"]),
+      );
+      assert.deepEqual(await runsOf(sql, "u_f"), []);
+      // Appends after the conversion extend and close the converted tails correctly.
+      for (let i = 0; i < 5; i++) {
+        model.record(await store.append([msg("g:g_0", "u_a", users, ++n)]));
+        model.record(await store.append([msg("d:u_a:u_b", "u_a", ["u_a", "u_b"], ++n)]));
+        model.record(await store.append([msg("g:g_0", "u_c", users.slice(2), ++n)]));
+      }
+      model.hidden.add(`u_b ${hiddenMid}`);
+      await assertInboxes(store, model);
+      for (const u of users) await assertRunsMatch(sql, model, u);
+    } finally {
+      await store.close();
+    }
+  });
+});
