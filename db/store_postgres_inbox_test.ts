@@ -9,7 +9,15 @@ import { openPostgresStore } from "./store_postgres.ts";
 import { POSTGRES_MIGRATIONS } from "./migrations_postgres.ts";
 import { createTempDatabase, type TempDatabase } from "../tests/support/postgres.ts";
 import type { AppendRequest, InboxScan, Store } from "./store.ts";
-import { assertInboxes, inboxAnswers, InboxModel, msg, readAsTriples } from "./testing_inbox.ts";
+import {
+  assertInboxes,
+  assertRunsMatch,
+  checkHiddenEntries,
+  checkRunLayout,
+  inboxAnswers,
+  InboxModel,
+  msg,
+} from "./testing_inbox.ts";
 
 /** A connection that reads int8 as numbers, like the store's. */
 function connect(url: string): postgres.Sql {
@@ -66,126 +74,11 @@ async function runsOf(sql: postgres.Sql, user: string): Promise<unknown[]> {
   return runs;
 }
 
-/**
- * Checks that `user`'s runs tile seqs 1..latestSeq without gap or overlap and map each seq to
- * the (conv, cseq) the model has for it (hidden entries included: hiding changes no run).
- */
-async function assertRunsMatch(sql: postgres.Sql, model: InboxModel, user: string) {
-  const expected = [...(model.entries.get(user) ?? new Map()).entries()]
-    .sort((a, b) => a[0] - b[0])
-    .map(([seq, e]) => [seq, e.conv, e.cseq]);
-  const actual: unknown[] = [];
-  let next = 1;
-  for (const [seqStart, conv, cseqStart, count] of await runsOf(sql, user) as number[][]) {
-    assert.equal(seqStart, next, `${user}: runs tile the seqs`);
-    assert.ok(count > 0, `${user}: no empty run`);
-    for (let i = 0; i < count; i++) actual.push([seqStart + i, conv, cseqStart + i]);
-    next = seqStart + count;
-  }
-  assert.deepEqual(actual, expected, `${user}: runs map seqs to messages`);
-}
-
 Deno.test("Postgres inbox runs extend only with the same conversation's next cseq and map every seq to its message", async () => {
   await withDatabase(async (db, sql) => {
     const store = await openStore(db.url);
-    const model = new InboxModel();
     try {
-      const a = "d:u_a:u_b", c = "d:u_a:u_c", g = "g:g_1";
-      let n = 0;
-      const send = async (reqs: AppendRequest[]) => model.record(await store.append(reqs));
-      // Interleaved, one message per batch: a, a, c, a, c, c.
-      await send([msg(a, "u_a", ["u_a", "u_b"], ++n)]);
-      await send([msg(a, "u_b", ["u_b", "u_a"], ++n)]);
-      await send([msg(c, "u_a", ["u_a", "u_c"], ++n)]);
-      await send([msg(a, "u_a", ["u_a", "u_b"], ++n)]);
-      await send([msg(c, "u_c", ["u_c", "u_a"], ++n)]);
-      await send([msg(c, "u_a", ["u_a", "u_c"], ++n)]);
-      // One batch: a, a, c, a; then the next batch continues a.
-      await send([
-        msg(a, "u_a", ["u_a", "u_b"], ++n),
-        msg(a, "u_b", ["u_a", "u_b"], ++n),
-        msg(c, "u_a", ["u_a", "u_c"], ++n),
-        msg(a, "u_a", ["u_a", "u_b"], ++n),
-      ]);
-      await send([msg(a, "u_b", ["u_b", "u_a"], ++n)]);
-      // A group: u_d joins late (from its third message), u_b leaves after the second.
-      await send([msg(g, "u_a", ["u_a", "u_b"], ++n), msg(g, "u_a", ["u_a", "u_b"], ++n)]);
-      await send([msg(g, "u_a", ["u_a", "u_d"], ++n)]);
-      await send([msg(g, "u_d", ["u_a", "u_d"], ++n), msg(g, "u_a", ["u_a", "u_d"], ++n)]);
-      // A duplicate and a fenced request in a batch take no seq.
-      await send([msg(g, "u_a", ["u_a", "u_d"], n), msg(g, "u_a", ["u_a", "u_d"], ++n)]);
-      await send([{ ...msg(g, "u_a", ["u_a", "u_d"], ++n), epoch: 0 }]);
-      await store.fence("conv/g:g_1", 2);
-
-      await assertInboxes(store, model);
-      assert.deepEqual(await readAsTriples(store, "u_a", 0, 1000), [
-        [1, a, 1],
-        [2, a, 2],
-        [3, c, 1],
-        [4, a, 3],
-        [5, c, 2],
-        [6, c, 3],
-        [7, a, 4],
-        [8, a, 5],
-        [9, c, 4],
-        [10, a, 6],
-        [11, a, 7],
-        [12, g, 1],
-        [13, g, 2],
-        [14, g, 3],
-        [15, g, 4],
-        [16, g, 5],
-        [17, g, 6],
-      ]);
-      assert.deepEqual(await runsOf(sql, "u_a"), [
-        [1, a, 1, 2],
-        [3, c, 1, 1],
-        [4, a, 3, 1],
-        [5, c, 2, 2],
-        [7, a, 4, 2],
-        [9, c, 4, 1],
-        [10, a, 6, 2],
-        [12, g, 1, 6],
-      ]);
-      // The late joiner's first run starts at its own seq 1 with the group's cseq 3.
-      assert.deepEqual(await runsOf(sql, "u_d"), [[1, g, 3, 4]]);
-      assert.deepEqual(await runsOf(sql, "u_b"), [[1, a, 1, 7], [8, g, 1, 2]]);
-      assert.deepEqual(await runsOf(sql, "u_c"), [[1, c, 1, 4]]);
-      assert.deepEqual(await store.scanInboxConversations("u_a", 2, 8), {
-        convs: [
-          { conv: a, firstCseq: 3, lastCseq: 6, lastSeq: 10 },
-          { conv: c, firstCseq: 1, lastCseq: 4, lastSeq: 9 },
-        ],
-        scanned: 8,
-        lastSeq: 10,
-      });
-      // One batch extends u_a's tail and then closes it (stored with its full count), starts
-      // u_e's first run, and extends u_c's.
-      await send([
-        { ...msg(g, "u_a", ["u_a", "u_e"], ++n), epoch: 2 },
-        { ...msg(g, "u_a", ["u_a", "u_e"], ++n), epoch: 2 },
-        msg(c, "u_c", ["u_c", "u_a"], ++n),
-      ]);
-      assert.deepEqual((await runsOf(sql, "u_a")).slice(-2), [[12, g, 1, 8], [20, c, 5, 1]]);
-      assert.deepEqual(await runsOf(sql, "u_e"), [[1, g, 7, 2]]);
-      assert.deepEqual(await runsOf(sql, "u_c"), [[1, c, 1, 5]]);
-      for (const u of model.entries.keys()) await assertRunsMatch(sql, model, u);
-      // Deleting the account drops its runs; a new inbox for the id starts from seq 1.
-      assert.equal(await store.deleteUser("u_d"), false);
-      assert.deepEqual(await runsOf(sql, "u_d"), []);
-      assert.equal(await store.latestSeq("u_d"), 0);
-      assert.deepEqual(await store.readInbox("u_d", 0, 10), []);
-      const [again] = await store.append([{ ...msg(g, "u_a", ["u_d"], ++n), epoch: 2 }]);
-      assert.equal(again.status, "stored");
-      assert.deepEqual(again.status === "stored" && again.seqs, { u_d: 1 });
-      assert.deepEqual(await runsOf(sql, "u_d"), [[1, g, 9, 1]]);
-      // The same for an inbox with closed runs: none of them is left to show up again.
-      assert.equal((await runsOf(sql, "u_b")).length, 2);
-      await store.deleteUser("u_b");
-      assert.deepEqual(await runsOf(sql, "u_b"), []);
-      await store.append([msg(a, "u_a", ["u_a", "u_b"], ++n)]);
-      assert.deepEqual(await readAsTriples(store, "u_b", 0, 100), [[1, a, 8]]);
-      assert.deepEqual(await runsOf(sql, "u_b"), [[1, a, 8, 1]]);
+      await checkRunLayout(store, (user) => runsOf(sql, user));
     } finally {
       await store.close();
     }
@@ -195,63 +88,8 @@ Deno.test("Postgres inbox runs extend only with the same conversation's next cse
 Deno.test("Postgres: hidden inbox messages are skipped inside and across runs and limit counts only returned entries", async () => {
   await withDatabase(async (db) => {
     const store = await openStore(db.url);
-    const model = new InboxModel();
     try {
-      const g = "g:g_1", d = "d:u_a:u_b";
-      const members = ["u_a", "u_b"];
-      const reqs: AppendRequest[] = [];
-      for (let n = 1; n <= 6; n++) reqs.push(msg(g, "u_a", members, n));
-      reqs.push(msg(d, "u_b", members, 7));
-      for (let n = 8; n <= 9; n++) reqs.push(msg(g, "u_a", members, n));
-      model.record(await store.append(reqs));
-      // u_b's inbox: seqs 1-6 g 1-6, 7 d 1, 8-9 g 7-8. Hide g 2, 3, 6 (run end), d 1, g 7.
-      for (const [conv, n] of [[g, 2], [g, 3], [g, 6], [d, 7], [g, 8]] as const) {
-        await store.hideMessage(`conv/${conv}`, 1, "u_b", conv, `m_${conv}_${n}`);
-        model.hidden.add(`u_b m_${conv}_${n}`);
-      }
-      const seqs = async (after: number, limit: number) =>
-        (await store.readInbox("u_b", after, limit)).map((e) => e.seq);
-      assert.deepEqual(await seqs(0, 2), [1, 4]);
-      assert.deepEqual(await seqs(1, 2), [4, 5]);
-      assert.deepEqual(await seqs(4, 2), [5, 9]);
-      assert.deepEqual(await seqs(5, 1), [9]);
-      assert.deepEqual(await seqs(0, 100), [1, 4, 5, 9]);
-      assert.deepEqual(await seqs(9, 100), []);
-      await assertInboxes(store, model);
-      // Hidden entries still count as scanned inbox entries.
-      assert.deepEqual(await store.scanInboxConversations("u_b", 0, 9), {
-        convs: [
-          { conv: d, firstCseq: 1, lastCseq: 1, lastSeq: 7 },
-          { conv: g, firstCseq: 1, lastCseq: 8, lastSeq: 9 },
-        ],
-        scanned: 9,
-        lastSeq: 9,
-      });
-      // The sender's inbox is untouched by u_b's hiding.
-      assert.equal((await store.readInbox("u_a", 0, 100)).length, 9);
-      // More hidden entries than one round covers: 200 one-message runs, all but the last
-      // hidden, then one more visible entry.
-      const many: AppendRequest[] = [];
-      for (let n = 0; n < 200; n++) {
-        many.push(msg(`d:u_b:x_${n}`, "u_b", ["u_b", `x_${n}`], 100 + n));
-      }
-      model.record(await store.append(many));
-      for (let n = 0; n < 199; n++) {
-        const conv = `d:u_b:x_${n}`;
-        await store.hideMessage(`conv/${conv}`, 1, "u_b", conv, `m_${conv}_${100 + n}`);
-        model.hidden.add(`u_b m_${conv}_${100 + n}`);
-      }
-      assert.deepEqual(await readAsTriples(store, "u_b", 9, 1), [[209, "d:u_b:x_199", 1]]);
-      assert.deepEqual(await readAsTriples(store, "u_b", 5, 2), model.read("u_b", 5, 2));
-      assert.deepEqual(await readAsTriples(store, "u_b", 9, 100), [[209, "d:u_b:x_199", 1]]);
-      model.record(await store.append([msg(g, "u_a", members, 400)]));
-      assert.deepEqual(await readAsTriples(store, "u_b", 5, 3), model.read("u_b", 5, 3));
-      assert.deepEqual(await readAsTriples(store, "u_b", 5, 3), [
-        [9, g, 8],
-        [209, "d:u_b:x_199", 1],
-        [210, g, 9],
-      ]);
-      await assertInboxes(store, model);
+      await checkHiddenEntries(store);
     } finally {
       await store.close();
     }
@@ -289,7 +127,7 @@ Deno.test("Postgres inbox runs stay exact under concurrent append batches from t
       // The two writers' batches did interleave in u_a's inbox (many runs, not two).
       assert.ok((await runsOf(sql, "u_a")).length > 10);
       await assertInboxes(one, model);
-      for (const u of users) await assertRunsMatch(sql, model, u);
+      for (const u of users) await assertRunsMatch((user) => runsOf(sql, user), model, u);
     } finally {
       await one.close();
       await two.close();
@@ -428,7 +266,7 @@ Deno.test("Postgres migration 6 converts an inbox written as rows into runs that
       const [{ runs }] = await sql`SELECT count(*)::int AS runs FROM inbox_runs`;
       const entries = [...model.entries.values()].reduce((s, m) => s + m.size, 0);
       assert.ok(runs > 0 && runs < entries, `${runs} runs for ${entries} entries`);
-      for (const u of users) await assertRunsMatch(sql, model, u);
+      for (const u of users) await assertRunsMatch((user) => runsOf(sql, user), model, u);
       // Each inbox's last run became its tail (kept only in the counter row).
       const tails = await sql`
         SELECT user_id, tail_conv FROM user_inbox_seq ORDER BY user_id`;
@@ -445,7 +283,7 @@ Deno.test("Postgres migration 6 converts an inbox written as rows into runs that
       }
       model.hidden.add(`u_b ${hiddenMid}`);
       await assertInboxes(store, model);
-      for (const u of users) await assertRunsMatch(sql, model, u);
+      for (const u of users) await assertRunsMatch((user) => runsOf(sql, user), model, u);
     } finally {
       await store.close();
     }

@@ -6,7 +6,14 @@ import { SQLITE_MIGRATIONS } from "./migrations_sqlite.ts";
 import { runStoreContract } from "./store_contract.ts";
 import type { AppendRequest, StoredMessage } from "./store.ts";
 import { request, withDir } from "./testing_sqlite.ts";
-import { assertInboxes, inboxAnswers, InboxModel, msg, readAsTriples } from "./testing_inbox.ts";
+import {
+  assertInboxes,
+  checkHiddenEntries,
+  checkRunLayout,
+  inboxAnswers,
+  InboxModel,
+  msg,
+} from "./testing_inbox.ts";
 
 runStoreContract("sqlite", async () => {
   const dir = await Deno.makeTempDir({ prefix: "im_store_sqlite_" });
@@ -133,82 +140,9 @@ Deno.test("inbox runs extend only with the same conversation's next cseq and map
   await withDir(async (dir) => {
     const path = `${dir}/im.sqlite3`;
     const store = openSqliteStore(path);
-    const model = new InboxModel();
     try {
       await store.migrate();
-      const a = "d:u_a:u_b", c = "d:u_a:u_c", g = "g:g_1";
-      let n = 0;
-      const send = async (reqs: AppendRequest[]) => model.record(await store.append(reqs));
-      // Interleaved, one message per batch: a, a, c, a, c, c.
-      await send([msg(a, "u_a", ["u_a", "u_b"], ++n)]);
-      await send([msg(a, "u_b", ["u_b", "u_a"], ++n)]);
-      await send([msg(c, "u_a", ["u_a", "u_c"], ++n)]);
-      await send([msg(a, "u_a", ["u_a", "u_b"], ++n)]);
-      await send([msg(c, "u_c", ["u_c", "u_a"], ++n)]);
-      await send([msg(c, "u_a", ["u_a", "u_c"], ++n)]);
-      // One batch: a, a, c, a; then the next batch continues a.
-      await send([
-        msg(a, "u_a", ["u_a", "u_b"], ++n),
-        msg(a, "u_b", ["u_a", "u_b"], ++n),
-        msg(c, "u_a", ["u_a", "u_c"], ++n),
-        msg(a, "u_a", ["u_a", "u_b"], ++n),
-      ]);
-      await send([msg(a, "u_b", ["u_b", "u_a"], ++n)]);
-      // A group: u_d joins late (from its third message), u_b leaves after the second.
-      await send([msg(g, "u_a", ["u_a", "u_b"], ++n), msg(g, "u_a", ["u_a", "u_b"], ++n)]);
-      await send([msg(g, "u_a", ["u_a", "u_d"], ++n)]);
-      await send([msg(g, "u_d", ["u_a", "u_d"], ++n), msg(g, "u_a", ["u_a", "u_d"], ++n)]);
-      // A duplicate and a fenced request in a batch take no seq.
-      await send([msg(g, "u_a", ["u_a", "u_d"], n), msg(g, "u_a", ["u_a", "u_d"], ++n)]);
-      await send([{ ...msg(g, "u_a", ["u_a", "u_d"], ++n), epoch: 0 }]);
-      await store.fence("conv/g:g_1", 2);
-
-      await assertInboxes(store, model);
-      assert.deepEqual(await readAsTriples(store, "u_a", 0, 1000), [
-        [1, a, 1],
-        [2, a, 2],
-        [3, c, 1],
-        [4, a, 3],
-        [5, c, 2],
-        [6, c, 3],
-        [7, a, 4],
-        [8, a, 5],
-        [9, c, 4],
-        [10, a, 6],
-        [11, a, 7],
-        [12, g, 1],
-        [13, g, 2],
-        [14, g, 3],
-        [15, g, 4],
-        [16, g, 5],
-        [17, g, 6],
-      ]);
-      assert.deepEqual(runsOf(path, "u_a"), [
-        [1, a, 1, 2],
-        [3, c, 1, 1],
-        [4, a, 3, 1],
-        [5, c, 2, 2],
-        [7, a, 4, 2],
-        [9, c, 4, 1],
-        [10, a, 6, 2],
-        [12, g, 1, 6],
-      ]);
-      // The late joiner's first run starts at its own seq 1 with the group's cseq 3.
-      assert.deepEqual(runsOf(path, "u_d"), [[1, g, 3, 4]]);
-      assert.deepEqual(runsOf(path, "u_b"), [[1, a, 1, 7], [8, g, 1, 2]]);
-      assert.deepEqual(await store.scanInboxConversations("u_a", 2, 8), {
-        convs: [
-          { conv: a, firstCseq: 3, lastCseq: 6, lastSeq: 10 },
-          { conv: c, firstCseq: 1, lastCseq: 4, lastSeq: 9 },
-        ],
-        scanned: 8,
-        lastSeq: 10,
-      });
-      // Deleting the account drops its runs; a new inbox for the id starts from seq 1.
-      assert.equal(await store.deleteUser("u_d"), false);
-      assert.deepEqual(runsOf(path, "u_d"), []);
-      assert.equal(await store.latestSeq("u_d"), 0);
-      assert.deepEqual(await store.readInbox("u_d", 0, 10), []);
+      await checkRunLayout(store, (user) => Promise.resolve(runsOf(path, user)));
     } finally {
       await store.close();
     }
@@ -218,45 +152,9 @@ Deno.test("inbox runs extend only with the same conversation's next cseq and map
 Deno.test("hidden inbox messages are skipped inside and across runs and limit counts only returned entries", async () => {
   await withDir(async (dir) => {
     const store = openSqliteStore(`${dir}/im.sqlite3`);
-    const model = new InboxModel();
     try {
       await store.migrate();
-      const g = "g:g_1", d = "d:u_a:u_b";
-      const members = ["u_a", "u_b"];
-      const reqs: AppendRequest[] = [];
-      for (let n = 1; n <= 6; n++) reqs.push(msg(g, "u_a", members, n));
-      reqs.push(msg(d, "u_b", members, 7));
-      for (let n = 8; n <= 9; n++) reqs.push(msg(g, "u_a", members, n));
-      model.record(await store.append(reqs));
-      // u_b's inbox: seqs 1-6 g 1-6, 7 d 1, 8-9 g 7-8. Hide g 2, 3, 6 (run end), d 1, g 7.
-      for (const [conv, n] of [[g, 2], [g, 3], [g, 6], [d, 7], [g, 8]] as const) {
-        await store.hideMessage(`conv/${conv}`, 1, "u_b", conv, `m_${conv}_${n}`);
-        model.hidden.add(`u_b m_${conv}_${n}`);
-      }
-      const seqs = async (after: number, limit: number) =>
-        (await store.readInbox("u_b", after, limit)).map((e) => e.seq);
-      assert.deepEqual(await seqs(0, 2), [1, 4]);
-      assert.deepEqual(await seqs(1, 2), [4, 5]);
-      assert.deepEqual(await seqs(4, 2), [5, 9]);
-      assert.deepEqual(await seqs(5, 1), [9]);
-      assert.deepEqual(await seqs(0, 100), [1, 4, 5, 9]);
-      assert.deepEqual(await seqs(9, 100), []);
-      await assertInboxes(store, model);
-      // The sender's inbox is untouched by u_b's hiding.
-      assert.equal((await store.readInbox("u_a", 0, 100)).length, 9);
-      // More hidden entries than one page of runs: 200 one-message runs, all but the last hidden.
-      const many: AppendRequest[] = [];
-      for (let n = 0; n < 200; n++) {
-        many.push(msg(`d:u_b:x_${n}`, "u_b", ["u_b", `x_${n}`], 100 + n));
-      }
-      model.record(await store.append(many));
-      for (let n = 0; n < 199; n++) {
-        const conv = `d:u_b:x_${n}`;
-        await store.hideMessage(`conv/${conv}`, 1, "u_b", conv, `m_${conv}_${100 + n}`);
-        model.hidden.add(`u_b m_${conv}_${100 + n}`);
-      }
-      assert.deepEqual(await readAsTriples(store, "u_b", 9, 1), [[209, "d:u_b:x_199", 1]]);
-      assert.deepEqual(await readAsTriples(store, "u_b", 5, 2), model.read("u_b", 5, 2));
+      await checkHiddenEntries(store);
     } finally {
       await store.close();
     }
