@@ -16,6 +16,7 @@ import {
   checkRunLayout,
   inboxAnswers,
   InboxModel,
+  mixedBatches,
   msg,
 } from "./testing_inbox.ts";
 
@@ -217,24 +218,9 @@ Deno.test("Postgres migration 6 converts an inbox written as rows into runs that
     let hiddenMid = "";
     const old = await openStore(db.url, POSTGRES_MIGRATIONS.slice(0, version6));
     try {
-      // Deterministic mix: group messages to changing member sets, direct messages, batches,
-      // written by the old im_append (one inbox row per recipient).
-      let seed = 7;
-      const rnd = (k: number) =>
-        Math.floor((seed = (seed * 1103515245 + 12345) % 2147483648) / 65536) % k;
-      for (let batch = 0; batch < 40; batch++) {
-        const reqs: AppendRequest[] = [];
-        for (let i = 0, size = 1 + rnd(4); i < size; i++) {
-          if (rnd(2) === 0) {
-            const members = users.slice(0, 5).filter(() => rnd(4) !== 0);
-            if (members.length === 0) members.push("u_a");
-            reqs.push(msg(`g:g_${rnd(2)}`, members[0], members, ++n));
-          } else {
-            const x = rnd(5), y = (x + 1 + rnd(4)) % 5;
-            const [p, q] = x < y ? [x, y] : [y, x];
-            reqs.push(msg(`d:${users[p]}:${users[q]}`, users[x], [users[x], users[y]], ++n));
-          }
-        }
+      // The mix written by the old im_append (one inbox row per recipient).
+      const batches = mixedBatches(users.slice(0, 5), 40, () => ++n);
+      for (const [batch, reqs] of batches.entries()) {
         if (batch === 20) {
           // A duplicate and a fenced request take no seq.
           reqs.push(reqs[0]);

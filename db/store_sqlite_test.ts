@@ -12,6 +12,7 @@ import {
   checkRunLayout,
   inboxAnswers,
   InboxModel,
+  mixedBatches,
   msg,
 } from "./testing_inbox.ts";
 
@@ -223,25 +224,7 @@ Deno.test("migration 6 converts an inbox written as rows into runs that read bac
     let hiddenMid = "";
     const db = new DatabaseSync(path);
     try {
-      // Deterministic mix: group messages to changing member sets, direct messages, batches.
-      let seed = 7;
-      const rnd = (k: number) =>
-        Math.floor((seed = (seed * 1103515245 + 12345) % 2147483648) / 65536) % k;
-      for (let batch = 0; batch < 40; batch++) {
-        const reqs: AppendRequest[] = [];
-        for (let i = 0, size = 1 + rnd(4); i < size; i++) {
-          if (rnd(2) === 0) {
-            const members = users.filter(() => rnd(4) !== 0);
-            if (members.length === 0) members.push("u_a");
-            reqs.push(msg(`g:g_${rnd(2)}`, members[0], members, ++n));
-          } else {
-            const x = rnd(5), y = (x + 1 + rnd(4)) % 5;
-            const [p, q] = x < y ? [x, y] : [y, x];
-            reqs.push(msg(`d:${users[p]}:${users[q]}`, users[x], [users[x], users[y]], ++n));
-          }
-        }
-        appendOldLayout(db, model, reqs);
-      }
+      for (const reqs of mixedBatches(users, 40, () => ++n)) appendOldLayout(db, model, reqs);
       // u_b hid one group message (in the middle of a run, most likely).
       const hidden = [...model.entries.get("u_b")!.values()].find((e) => e.conv.startsWith("g:"))!;
       hiddenMid = hidden.mid;
@@ -299,15 +282,7 @@ Deno.test("migration 7 drops the stored copy of each open tail run and reads bac
     await store.migrate();
     let before: unknown[];
     try {
-      let seed = 11;
-      const rnd = (k: number) =>
-        Math.floor((seed = (seed * 1103515245 + 12345) % 2147483648) / 65536) % k;
-      for (let batch = 0; batch < 30; batch++) {
-        const reqs: AppendRequest[] = [];
-        for (let i = 0, size = 1 + rnd(3); i < size; i++) {
-          const members = rnd(2) === 0 ? users : [users[rnd(4)], users[rnd(4)]];
-          reqs.push(msg(`g:g_${rnd(2)}`, members[0], members, ++n));
-        }
+      for (const reqs of mixedBatches(users, 30, () => ++n)) {
         model.record(await store.append(reqs));
       }
       before = await inboxAnswers(store, users);

@@ -24,6 +24,39 @@ export function msg(conv: string, from: string, recipients: string[], n: number)
   };
 }
 
+/**
+ * A deterministic mix of `batches` append batches (1–4 requests each) among `users`: group
+ * messages to changing member sets in two groups, and direct messages between two users.
+ * `next` numbers each message (see {@link msg}).
+ */
+export function mixedBatches(
+  users: string[],
+  batches: number,
+  next: () => number,
+): AppendRequest[][] {
+  let seed = 7;
+  const rnd = (k: number) =>
+    Math.floor((seed = (seed * 1103515245 + 12345) % 2147483648) / 65536) % k;
+  const k = users.length;
+  const out: AppendRequest[][] = [];
+  for (let batch = 0; batch < batches; batch++) {
+    const reqs: AppendRequest[] = [];
+    for (let i = 0, size = 1 + rnd(4); i < size; i++) {
+      if (rnd(2) === 0) {
+        const members = users.filter(() => rnd(4) !== 0);
+        if (members.length === 0) members.push(users[0]);
+        reqs.push(msg(`g:g_${rnd(2)}`, members[0], members, next()));
+      } else {
+        const x = rnd(k), y = (x + 1 + rnd(k - 1)) % k;
+        const [p, q] = x < y ? [x, y] : [y, x];
+        reqs.push(msg(`d:${users[p]}:${users[q]}`, users[x], [users[x], users[y]], next()));
+      }
+    }
+    out.push(reqs);
+  }
+  return out;
+}
+
 /** Every user's expected inbox (seq → conv, cseq, mid), taken from append results. */
 export class InboxModel {
   readonly entries = new Map<string, Map<number, { conv: string; cseq: number; mid: string }>>();
