@@ -94,6 +94,19 @@ const MAX_ATTEMPTS = 5;
 const RETIRE_TIMEOUT_SECONDS = 2;
 
 /**
+ * The driver's type option that reads and writes int8 as plain numbers: int8 columns (epochs,
+ * seqs, timestamps in ms) stay below 2^53. Tests that query the tables directly use it too.
+ */
+export const INT8_AS_NUMBER = {
+  bigint: {
+    to: 20,
+    from: [20],
+    serialize: (x: number) => String(x),
+    parse: (x: string) => Number(x),
+  },
+};
+
+/**
  * Opens a connection pool to `url` (connections are made lazily, so this never throws for an
  * unreachable server; the first call does). Call `migrate()` before use.
  */
@@ -102,15 +115,7 @@ export function openPostgresStore(url: string, options: PostgresStoreOptions = {
     postgres(url, {
       max: options.max ?? 10,
       connect_timeout: options.connectTimeoutSeconds ?? 10,
-      // int8 columns (epochs, seqs, timestamps in ms) stay below 2^53: plain numbers.
-      types: {
-        bigint: {
-          to: 20,
-          from: [20],
-          serialize: (x: number) => String(x),
-          parse: (x: string) => Number(x),
-        },
-      },
+      types: INT8_AS_NUMBER,
       // Notices are informational (e.g. "relation exists"): not errors, not worth a log line.
       onnotice: () => {},
     }) as unknown as Sql;

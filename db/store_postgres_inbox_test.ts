@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { openPostgresStore } from "./store_postgres.ts";
+import { INT8_AS_NUMBER, openPostgresStore } from "./store_postgres.ts";
 import { POSTGRES_MIGRATIONS } from "./migrations_postgres.ts";
 import { createTempDatabase, type TempDatabase } from "../tests/support/postgres.ts";
 import type { AppendRequest, InboxScan, Store } from "./store.ts";
@@ -25,14 +25,7 @@ function connect(url: string): postgres.Sql {
   return postgres(url, {
     max: 2,
     onnotice: () => {},
-    types: {
-      bigint: {
-        to: 20,
-        from: [20],
-        serialize: (x: number) => String(x),
-        parse: (x: string) => Number(x),
-      },
-    },
+    types: INT8_AS_NUMBER,
   }) as unknown as postgres.Sql;
 }
 
