@@ -24,6 +24,7 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { dirname } from "node:path";
 import { FencedError, ImError, UnavailableError } from "../actors/errors.ts";
 import { SQLITE_MIGRATIONS, type SqliteMigration } from "./migrations_sqlite.ts";
+import { type BatchState, numberBatch } from "./append_numbering.ts";
 import type {
   AckCursor,
   AppendRequest,
@@ -37,7 +38,6 @@ import type {
   MessageRef,
   ReactionSummary,
   ReadCursor,
-  Recipient,
   RefreshTokenRecord,
   Snapshot,
   Store,
@@ -73,17 +73,6 @@ export interface SqliteStoreOptions {
 }
 
 type Row = Record<string, unknown>;
-
-/**
- * One run of a user's inbox: seqs seqStart, seqStart+1, ... hold the messages of `conv` with cseqs
- * cseqStart, cseqStart+1, ... (the count is stored with the run, or implied by the user's last seq
- * while append extends it).
- */
-interface InboxRun {
-  seqStart: number;
-  conv: string;
-  cseqStart: number;
-}
 
 // A user's runs from the one holding seq ?2 + 1 on (?1 user, ?2 after), in seq order: a run starts
 // at or before that seq only when it is the last such run.
@@ -364,180 +353,42 @@ class SqliteStore implements Store {
   }
 
   #appendInTx(requests: AppendRequest[]): AppendResult[] {
-    const selectEpoch = this.#st("SELECT epoch FROM actor_epochs WHERE actor_id = ?");
-    const selectByCmid = this.#st(
-      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE sender = ? AND cmid = ?`,
-    );
-    const selectCseq = this.#st("SELECT last_cseq FROM conversations WHERE conv = ?");
-    // The counters and tail runs are read with one statement per batch and the runs and counters
-    // written with one each (JSON arrays expanded inside SQLite): a 1,000-member group costs a
-    // handful of calls instead of several per recipient.
-    const selectSeqs = this.#st(
-      `SELECT user_id, last_seq, tail_seq_start, tail_conv, tail_cseq FROM user_inbox_seq
-       WHERE user_id IN (SELECT value FROM json_each(?))`,
-    );
+    // This transaction holds SQLite's write lock: the counters read here cannot move before the
+    // batch, numbered in memory (append_numbering.ts, shared with the Postgres store), is
+    // written back.
+    const state = this.#readBatchState(requests);
+    const batch = numberBatch(requests, state);
+
     // The counter row must exist before a message references its conversation (foreign key).
-    const ensureConv = this.#st(
-      "INSERT INTO conversations (conv, last_cseq) VALUES (?, 0) ON CONFLICT (conv) DO NOTHING",
+    const setCseq = this.#st(
+      `INSERT INTO conversations (conv, last_cseq) VALUES (?, ?)
+       ON CONFLICT (conv) DO UPDATE SET last_cseq = excluded.last_cseq`,
     );
+    for (const [conv, cseq] of batch.convs) setCseq.run(conv, cseq);
     const insertMessage = this.#st(
       `INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    // Only closed runs are stored here: the open tail lives in user_inbox_seq (schema 7).
-    const insertRuns = this.#st(
-      `INSERT INTO inbox_runs (user_id, seq_start, conv, cseq_start, count)
-       SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4
-       FROM json_each(?)`,
-    );
-
-    // Counters are read once per batch, advanced in memory and written back once at the end;
-    // this transaction holds SQLite's write lock, so nobody else can move them meanwhile.
-    const epochs = new Map<string, { stored: number; raised: boolean }>();
-    const cseqs = new Map<string, number>();
-    const seqs = new Map<string, number>();
-    // Each user's tail run (the one ending at their last seq), when it may be extended.
-    const tails = new Map<string, InboxRun>();
-    const results: AppendResult[] = [];
-    const everyone = new Set<string>();
-    for (const req of requests) for (const u of req.recipients) everyone.add(u);
-    for (const u of everyone) seqs.set(u, 0);
-    for (const row of selectSeqs.all(JSON.stringify([...everyone]))) {
-      const userId = row.user_id as string;
-      const lastSeq = row.last_seq as number;
-      seqs.set(userId, lastSeq);
-      if (row.tail_conv !== "") {
-        // Within a run cseq - seq is constant, so the tail's first cseq follows from its last.
-        const seqStart = row.tail_seq_start as number;
-        tails.set(userId, {
-          seqStart,
-          conv: row.tail_conv as string,
-          cseqStart: (row.tail_cseq as number) - (lastSeq - seqStart),
-        });
-      }
+    for (const m of batch.messages) {
+      const r = m.request;
+      insertMessage.run(r.mid, r.conv, m.cseq, r.from, r.cmid, m.toKind, m.toId, r.ts, m.bodyText);
     }
-    // The runs each user's entries of this batch went into (in seq order, contiguous: the first
-    // may be the stored tail run, extended), folded in memory and written after the loop.
-    const touchedRuns = new Map<string, InboxRun[]>();
-
-    for (const req of requests) {
-      let epoch = epochs.get(req.actorId);
-      if (!epoch) {
-        const row = selectEpoch.get(req.actorId);
-        epoch = { stored: row ? (row.epoch as number) : 0, raised: false };
-        epochs.set(req.actorId, epoch);
-      }
-      if (req.epoch < epoch.stored) {
-        results.push({ status: "fenced", storedEpoch: epoch.stored });
-        continue;
-      }
-      if (req.epoch > epoch.stored) {
-        epoch.stored = req.epoch;
-        epoch.raised = true;
-      }
-
-      const existing = selectByCmid.get(req.from, req.cmid);
-      if (existing) {
-        results.push({ status: "duplicate", message: toMessage(existing) });
-        continue;
-      }
-
-      let cseq = cseqs.get(req.conv);
-      if (cseq === undefined) {
-        const row = selectCseq.get(req.conv);
-        if (!row) ensureConv.run(req.conv);
-        cseq = row ? (row.last_cseq as number) : 0;
-      }
-      cseq += 1;
-      cseqs.set(req.conv, cseq);
-
-      const to = normalizeRecipient(req.to);
-      const [toKind, toId] = "user" in to ? ["user", to.user] : ["group", to.group];
-      const bodyText = JSON.stringify(req.body);
-      insertMessage.run(
-        req.mid,
-        req.conv,
-        cseq,
-        req.from,
-        req.cmid,
-        toKind,
-        toId,
-        req.ts,
-        bodyText,
-      );
-
-      const assigned: Record<string, number> = {};
-      for (const userId of new Set(req.recipients)) {
-        const seq = seqs.get(userId)! + 1;
-        seqs.set(userId, seq);
-        assigned[userId] = seq;
-        const tail = tails.get(userId);
-        const touched = touchedRuns.get(userId);
-        if (tail && tail.conv === req.conv && cseq - tail.cseqStart === seq - tail.seqStart) {
-          // Extends the tail: its count is implied by the user's last seq until written.
-          if (!touched) touchedRuns.set(userId, [tail]);
-          else if (touched[touched.length - 1] !== tail) touched.push(tail);
-        } else {
-          const run = { seqStart: seq, conv: req.conv, cseqStart: cseq };
-          tails.set(userId, run);
-          if (touched) touched.push(run);
-          // The stored tail (if any) ends here: it goes first, so it is closed and stored.
-          else touchedRuns.set(userId, tail ? [tail, run] : [run]);
-        }
-      }
-
-      results.push({
-        status: "stored",
-        message: {
-          mid: req.mid,
-          conv: req.conv,
-          cseq,
-          from: req.from,
-          to,
-          ts: req.ts,
-          body: JSON.parse(bodyText),
-          cmid: req.cmid,
-        },
-        seqs: assigned,
-      });
-    }
-
     const raiseEpoch = this.#st(
       `INSERT INTO actor_epochs (actor_id, epoch) VALUES (?, ?)
        ON CONFLICT (actor_id) DO UPDATE SET epoch = excluded.epoch
        WHERE actor_epochs.epoch < excluded.epoch`,
     );
-    for (const [actorId, epoch] of epochs) {
-      if (epoch.raised) raiseEpoch.run(actorId, epoch.stored);
+    for (const [actorId, epoch] of batch.raisedEpochs) raiseEpoch.run(actorId, epoch);
+    // Runs and counters are written with one statement each (JSON arrays expanded inside
+    // SQLite), sorted by key so neighbouring writes land on the same B-tree pages. Only closed
+    // runs are stored in inbox_runs: the open tail lives in user_inbox_seq (schema 7).
+    if (batch.closedRuns.length > 0) {
+      this.#st(
+        `INSERT INTO inbox_runs (user_id, seq_start, conv, cseq_start, count)
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4
+         FROM json_each(?)`,
+      ).run(JSON.stringify(batch.closedRuns));
     }
-    const setCseq = this.#st("UPDATE conversations SET last_cseq = ? WHERE conv = ?");
-    for (const [conv, cseq] of cseqs) setCseq.run(cseq, conv);
-    if (touchedRuns.size > 0) {
-      // Rows go in sorted by the key: neighbouring writes land on the same B-tree pages.
-      // Codepoint order suffices (any consistent order gives the locality).
-      const users = [...touchedRuns.keys()].sort();
-      const closedRuns: (string | number)[][] = [];
-      const counters: (string | number)[][] = [];
-      for (const u of users) {
-        const runs = touchedRuns.get(u)!;
-        const lastSeq = seqs.get(u)!;
-        // Runs are contiguous, each ending where the next starts. Every run but the last was
-        // closed by this batch and is stored with its count; the last is the user's new tail,
-        // written to the counter row only (its count is implied by last_seq). A user who stays
-        // in one conversation thus costs one row write per batch.
-        for (let i = 0; i + 1 < runs.length; i++) {
-          const r = runs[i];
-          closedRuns.push([u, r.seqStart, r.conv, r.cseqStart, runs[i + 1].seqStart - r.seqStart]);
-        }
-        const tail = runs[runs.length - 1];
-        counters.push([
-          u,
-          lastSeq,
-          tail.seqStart,
-          tail.conv,
-          tail.cseqStart + lastSeq - tail.seqStart,
-        ]);
-      }
-      if (closedRuns.length > 0) insertRuns.run(JSON.stringify(closedRuns));
+    if (batch.counters.length > 0) {
       // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT, not the join.
       this.#st(
         `INSERT INTO user_inbox_seq (user_id, last_seq, tail_seq_start, tail_conv, tail_cseq)
@@ -548,9 +399,62 @@ class SqliteStore implements Store {
            tail_seq_start = excluded.tail_seq_start,
            tail_conv = excluded.tail_conv,
            tail_cseq = excluded.tail_cseq`,
-      ).run(JSON.stringify(counters));
+      ).run(JSON.stringify(batch.counters));
     }
-    return results;
+    return batch.results;
+  }
+
+  /** The counters `requests` may touch and the messages already under their (from, cmid). */
+  #readBatchState(requests: AppendRequest[]): BatchState {
+    const state: BatchState = {
+      epochs: new Map(),
+      cseqs: new Map(),
+      inboxes: new Map(),
+      prior: new Map(),
+    };
+    const selectEpoch = this.#st("SELECT epoch FROM actor_epochs WHERE actor_id = ?");
+    const selectCseq = this.#st("SELECT last_cseq FROM conversations WHERE conv = ?");
+    const selectByCmid = this.#st(
+      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE sender = ? AND cmid = ?`,
+    );
+    const users = new Set<string>();
+    for (const req of requests) {
+      if (!state.epochs.has(req.actorId)) {
+        const row = selectEpoch.get(req.actorId);
+        state.epochs.set(req.actorId, row ? (row.epoch as number) : 0);
+      }
+      if (!state.cseqs.has(req.conv)) {
+        const row = selectCseq.get(req.conv);
+        state.cseqs.set(req.conv, row ? (row.last_cseq as number) : 0);
+      }
+      const existing = selectByCmid.get(req.from, req.cmid);
+      if (existing) {
+        let bySender = state.prior.get(req.from);
+        if (!bySender) state.prior.set(req.from, bySender = new Map());
+        bySender.set(req.cmid, toMessage(existing));
+      }
+      for (const u of req.recipients) users.add(u);
+    }
+    // One statement for every counter and tail run of the batch (a 1,000-member group is one
+    // call, not one per member).
+    const rows = this.#st(
+      `SELECT user_id, last_seq, tail_seq_start, tail_conv, tail_cseq FROM user_inbox_seq
+       WHERE user_id IN (SELECT value FROM json_each(?))`,
+    ).all(JSON.stringify([...users]));
+    for (const row of rows) {
+      const lastSeq = row.last_seq as number;
+      const seqStart = row.tail_seq_start as number;
+      const conv = row.tail_conv as string;
+      // tail_conv '' is "no run to extend"; within a run cseq - seq is constant, so the tail's
+      // first cseq follows from its last.
+      state.inboxes.set(row.user_id as string, {
+        lastSeq,
+        tail: conv === ""
+          ? null
+          : { seqStart, conv, cseqStart: (row.tail_cseq as number) - (lastSeq - seqStart) },
+      });
+    }
+    return state;
   }
 
   findByCmid(from: string, cmid: string): Promise<StoredMessage | null> {
@@ -1212,10 +1116,6 @@ class SqliteStore implements Store {
       return rows.map((r) => ({ userId: r.user_id as string, ts: r.created_at as number }));
     });
   }
-}
-
-function normalizeRecipient(to: Recipient): Recipient {
-  return "user" in to ? { user: to.user } : { group: to.group };
 }
 
 function toUser(row: Row): UserRecord {
