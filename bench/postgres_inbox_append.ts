@@ -2,13 +2,14 @@
  * `deno run -A bench/postgres_inbox_append.ts [STORE_MODULE]`
  *
  * Micro-benchmark of the Postgres store's `append` (not part of `deno task bench`), the
- * counterpart of `sqlite_inbox_append.ts`: 300 messages to a 1,000-member group (one per call)
- * and 300 calls of 90 direct messages among 100 users, each in a fresh database (made and dropped
+ * counterpart of `sqlite_inbox_append.ts`: 300 messages to a 1,000-member group (one per call),
+ * 300 calls of 90 direct messages among 100 users, and 320 messages to a 1,000-member group in
+ * calls of 2 and of 16, numbered by `im_append` and by the node, each in a fresh database (made and dropped
  * through `TEST_DATABASE_ADMIN_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`),
  * printing the time per message (each run then times pages of readInbox, which is excluded from
  * its per-message figure). STORE_MODULE (default `../db/store_postgres.ts`) may name another
  * copy of the adapter, e.g. one in a worktree of an older revision, so a before/after comparison
- * runs on the same machine in one sitting. Bounded: 27,300 messages in all, and each run stops
+ * runs on the same machine in one sitting. Bounded: 28,580 messages in all, and each run stops
  * early (saying so) after 60 s.
  *
  * @module
@@ -20,7 +21,10 @@ const target = Deno.args[0]
   ? new URL(Deno.args[0], `file://${Deno.cwd()}/`).href
   : new URL("../db/store_postgres.ts", import.meta.url).href;
 const { openPostgresStore } = await import(target) as {
-  openPostgresStore: (url: string, options?: { max?: number }) => Store;
+  openPostgresStore: (
+    url: string,
+    options?: { max?: number; nodeNumberingMinEntries?: number },
+  ) => Store;
 };
 
 /** Milliseconds one run may take before it stops early. */
@@ -30,9 +34,10 @@ async function run(
   label: string,
   fn: (store: Store, deadline: number) => Promise<number>,
   then?: (store: Store) => Promise<void>,
+  nodeNumberingMinEntries?: number,
 ): Promise<void> {
   const db = await createTempDatabase();
-  const store = openPostgresStore(db.url, { max: 4 });
+  const store = openPostgresStore(db.url, { max: 4, nodeNumberingMinEntries });
   try {
     await store.migrate();
     const t0 = performance.now();
@@ -103,3 +108,25 @@ await run("direct among 100, 90 messages per append", async (store, deadline) =>
   }
   return b * 90;
 }, (store) => readPages(store, 100));
+
+// Batches of several messages to one big group, numbered by each path of the store (an older
+// STORE_MODULE ignores the option: both lines then time its only path).
+for (const perAppend of [2, 16]) {
+  for (const [path, minEntries] of [["im_append", Infinity], ["the node", 0]] as const) {
+    await run(
+      `group of 1,000, ${perAppend} messages per append, numbered by ${path}`,
+      async (store, deadline) => {
+        const members = Array.from({ length: 1000 }, (_, i) => `u_${i}`);
+        let i = 0;
+        for (; i < 320 && performance.now() < deadline; i += perAppend) {
+          const batch = [];
+          for (let j = 0; j < perAppend; j++) batch.push(request("g:g", members[i + j], members));
+          await store.append(batch);
+        }
+        return i;
+      },
+      undefined,
+      minEntries,
+    );
+  }
+}

@@ -5,10 +5,10 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { INT8_AS_NUMBER, openPostgresStore } from "./store_postgres.ts";
+import { imAppendBatch, INT8_AS_NUMBER, openPostgresStore } from "./store_postgres.ts";
 import { POSTGRES_MIGRATIONS } from "./migrations_postgres.ts";
 import { createTempDatabase, type TempDatabase } from "../tests/support/postgres.ts";
-import type { AppendRequest, InboxScan, Store } from "./store.ts";
+import type { AppendRequest, AppendResult, InboxScan, Store } from "./store.ts";
 import {
   assertInboxes,
   assertRunsMatch,
@@ -43,8 +43,12 @@ async function withDatabase(
   }
 }
 
-async function openStore(url: string, migrations = POSTGRES_MIGRATIONS): Promise<Store> {
-  const store = openPostgresStore(url, { max: 4, migrations });
+async function openStore(
+  url: string,
+  migrations = POSTGRES_MIGRATIONS,
+  nodeNumberingMinEntries?: number,
+): Promise<Store> {
+  const store = openPostgresStore(url, { max: 4, migrations, nodeNumberingMinEntries });
   await store.migrate();
   return store;
 }
@@ -68,32 +72,36 @@ async function runsOf(sql: postgres.Sql, user: string): Promise<unknown[]> {
   return runs;
 }
 
-Deno.test("Postgres inbox runs extend only with the same conversation's next cseq and map every seq to its message", async () => {
-  await withDatabase(async (db, sql) => {
-    const store = await openStore(db.url);
-    try {
-      await checkRunLayout(store, (user) => runsOf(sql, user));
-    } finally {
-      await store.close();
-    }
+// Both ways of numbering a batch (im_append, or the node between two calls) write this layout.
+for (const [path, nodeNumberingMinEntries] of [["im_append", Infinity], ["node", 0]] as const) {
+  Deno.test(`Postgres inbox runs extend only with the same conversation's next cseq and map every seq to its message (numbered by ${path})`, async () => {
+    await withDatabase(async (db, sql) => {
+      const store = await openStore(db.url, POSTGRES_MIGRATIONS, nodeNumberingMinEntries);
+      try {
+        await checkRunLayout(store, (user) => runsOf(sql, user));
+      } finally {
+        await store.close();
+      }
+    });
   });
-});
 
-Deno.test("Postgres: hidden inbox messages are skipped inside and across runs and limit counts only returned entries", async () => {
-  await withDatabase(async (db) => {
-    const store = await openStore(db.url);
-    try {
-      await checkHiddenEntries(store);
-    } finally {
-      await store.close();
-    }
+  Deno.test(`Postgres: hidden inbox messages are skipped inside and across runs and limit counts only returned entries (numbered by ${path})`, async () => {
+    await withDatabase(async (db) => {
+      const store = await openStore(db.url, POSTGRES_MIGRATIONS, nodeNumberingMinEntries);
+      try {
+        await checkHiddenEntries(store);
+      } finally {
+        await store.close();
+      }
+    });
   });
-});
+}
 
-Deno.test("Postgres inbox runs stay exact under concurrent append batches from two stores over the same users", async () => {
+Deno.test("Postgres inbox runs stay exact under concurrent append batches from two stores over the same users, one numbering in im_append and one in the node", async () => {
   await withDatabase(async (db, sql) => {
-    const one = await openStore(db.url);
-    const two = await openStore(db.url);
+    // As in a cluster half upgraded to schema 7: both lock the same rows in the same order.
+    const one = await openStore(db.url, POSTGRES_MIGRATIONS, Infinity);
+    const two = await openStore(db.url, POSTGRES_MIGRATIONS, 0);
     const model = new InboxModel();
     try {
       const users = ["u_a", "u_b", "u_c", "u_d"];
@@ -128,6 +136,16 @@ Deno.test("Postgres inbox runs stay exact under concurrent append batches from t
     }
   });
 });
+
+/**
+ * An append as nodes before schema 7 made every append: one call of `im_append` (today's nodes
+ * still do so for small batches).
+ */
+async function legacyAppend(sql: postgres.Sql, requests: AppendRequest[]) {
+  const [{ results }] = await sql`
+    SELECT im_append(${imAppendBatch(requests)}::text::json) AS results`;
+  return results as AppendResult[];
+}
 
 /** A message's fields as the store answers them, from a row of the old queries. */
 function legacyMessage(r: postgres.Row) {
@@ -211,7 +229,8 @@ Deno.test("Postgres migration 6 converts an inbox written as rows into runs that
     let hiddenMid = "";
     const old = await openStore(db.url, POSTGRES_MIGRATIONS.slice(0, version6));
     try {
-      // The mix written by the old im_append (one inbox row per recipient).
+      // The mix written by the old im_append (one inbox row per recipient), called as the nodes
+      // of that version called it.
       const batches = mixedBatches(users.slice(0, 5), 40, () => ++n);
       for (const [batch, reqs] of batches.entries()) {
         if (batch === 20) {
@@ -220,7 +239,7 @@ Deno.test("Postgres migration 6 converts an inbox written as rows into runs that
           await old.fence("conv/g:g_9", 2);
           reqs.push(msg("g:g_9", "u_a", ["u_a", "u_f"], ++n));
         }
-        model.record(await old.append(reqs));
+        model.record(await legacyAppend(sql, reqs));
       }
       // u_b hid one group message (in the middle of a run, most likely).
       const hidden = [...model.entries.get("u_b")!.values()].find((e) => e.conv.startsWith("g:"))!;

@@ -7,24 +7,32 @@ import { runStoreContract } from "./store_contract.ts";
 import { createTempDatabase, type TempDatabase } from "../tests/support/postgres.ts";
 import type { AppendRequest } from "./store.ts";
 
-// One fresh database for the whole contract run, made on first use and dropped after it.
-let database: TempDatabase | undefined;
-
-runStoreContract("postgres", async () => {
-  database ??= await createTempDatabase();
-  const url = database.url;
-  const open = async () => {
-    const store = openPostgresStore(url, { max: 4 });
-    await store.migrate();
-    return store;
-  };
-  const store = await open();
-  return { store, reopen: open, cleanup: () => store.close() };
-}, {
-  afterAll: async () => {
-    await database?.drop();
-  },
-});
+// Each batch goes to im_append or is numbered in the node by its size (NODE_NUMBERING_MIN_ENTRIES):
+// the contract runs once with the default and once with every batch numbered in the node. One
+// fresh database per run, made on first use and dropped after it.
+for (
+  const [name, nodeNumberingMinEntries] of [
+    ["postgres", undefined],
+    ["postgres, every batch numbered in the node", 0],
+  ] as const
+) {
+  let database: TempDatabase | undefined;
+  runStoreContract(name, async () => {
+    database ??= await createTempDatabase();
+    const url = database.url;
+    const open = async () => {
+      const store = openPostgresStore(url, { max: 4, nodeNumberingMinEntries });
+      await store.migrate();
+      return store;
+    };
+    const store = await open();
+    return { store, reopen: open, cleanup: () => store.close() };
+  }, {
+    afterAll: async () => {
+      await database?.drop();
+    },
+  });
+}
 
 /** Polls `check` until it holds (a session reached the state the test waits for). */
 async function waitFor(check: () => Promise<boolean>, what: string): Promise<void> {
@@ -228,56 +236,58 @@ function request(from: string, cmid: string, conv: string, extra: Partial<Append
   };
 }
 
-Deno.test("append retries when the same (from, cmid) commits concurrently in another conversation, leaving no gap", async () => {
-  await withDatabase(async (db, admin) => {
-    const store = openPostgresStore(db.url, { max: 1 });
-    try {
-      await store.migrate();
-      let release!: () => void;
-      const hold = new Promise<void>((resolve) => release = resolve);
-      let inserted!: () => void;
-      const isInserted = new Promise<void>((resolve) => inserted = resolve);
-      // Another node's transaction stores (u_1, k1) in g:a and has not committed yet.
-      const holder = admin.begin(async (tx) => {
-        await tx`INSERT INTO conversations (conv, last_cseq) VALUES ('g:a', 1)`;
-        await tx`
+for (const [path, nodeNumberingMinEntries] of [["im_append", Infinity], ["node", 0]] as const) {
+  Deno.test(`append retries when the same (from, cmid) commits concurrently in another conversation, leaving no gap (numbered by ${path})`, async () => {
+    await withDatabase(async (db, admin) => {
+      const store = openPostgresStore(db.url, { max: 1, nodeNumberingMinEntries });
+      try {
+        await store.migrate();
+        let release!: () => void;
+        const hold = new Promise<void>((resolve) => release = resolve);
+        let inserted!: () => void;
+        const isInserted = new Promise<void>((resolve) => inserted = resolve);
+        // Another node's transaction stores (u_1, k1) in g:a and has not committed yet.
+        const holder = admin.begin(async (tx) => {
+          await tx`INSERT INTO conversations (conv, last_cseq) VALUES ('g:a', 1)`;
+          await tx`
           INSERT INTO messages (mid, conv, cseq, sender, cmid, to_kind, to_id, ts, body)
           VALUES ('m_first', 'g:a', 1, 'u_1', 'k1', 'group', 'a', 5, '{"type":"text"}')`;
-        inserted();
-        await hold;
-      });
-      await isInserted;
-      const pending = store.append([
-        request("u_1", "k1", "g:b"),
-        request("u_1", "k2", "g:b"),
-      ]);
-      await waitFor(sessionsWaitingOnLocks(admin, db), "append to wait on the (from, cmid) key");
-      release();
-      await holder;
-      const results = await pending;
-      assert.deepEqual(results[0], {
-        status: "duplicate",
-        message: {
-          mid: "m_first",
-          conv: "g:a",
-          cseq: 1,
-          from: "u_1",
-          to: { group: "a" },
-          ts: 5,
-          body: { type: "text" },
-          cmid: "k1",
-        },
-      });
-      assert.equal(results[1].status, "stored");
-      assert.equal(results[1].status === "stored" && results[1].message.cseq, 1);
-      assert.deepEqual(results[1].status === "stored" && results[1].seqs, { u_1: 1, u_2: 1 });
-      assert.equal(await store.latestCseq("g:b"), 1);
-      assert.deepEqual((await store.readInbox("u_2", 0, 10)).map((e) => e.message.cmid), ["k2"]);
-    } finally {
-      await store.close();
-    }
+          inserted();
+          await hold;
+        });
+        await isInserted;
+        const pending = store.append([
+          request("u_1", "k1", "g:b"),
+          request("u_1", "k2", "g:b"),
+        ]);
+        await waitFor(sessionsWaitingOnLocks(admin, db), "append to wait on the (from, cmid) key");
+        release();
+        await holder;
+        const results = await pending;
+        assert.deepEqual(results[0], {
+          status: "duplicate",
+          message: {
+            mid: "m_first",
+            conv: "g:a",
+            cseq: 1,
+            from: "u_1",
+            to: { group: "a" },
+            ts: 5,
+            body: { type: "text" },
+            cmid: "k1",
+          },
+        });
+        assert.equal(results[1].status, "stored");
+        assert.equal(results[1].status === "stored" && results[1].message.cseq, 1);
+        assert.deepEqual(results[1].status === "stored" && results[1].seqs, { u_1: 1, u_2: 1 });
+        assert.equal(await store.latestCseq("g:b"), 1);
+        assert.deepEqual((await store.readInbox("u_2", 0, 10)).map((e) => e.message.cmid), ["k2"]);
+      } finally {
+        await store.close();
+      }
+    });
   });
-});
+}
 
 Deno.test("several Postgres stores migrating a fresh database at once apply each version once", async () => {
   await withDatabase(async (db, admin) => {
