@@ -250,11 +250,10 @@ async function main(): Promise<void> {
             kind: "im",
             servers: [
               await start(() =>
-                startOurNode({
-                  ...env,
-                  DATA_DIR: dataDir(),
-                  DATABASE_URL: db.url,
-                })
+                startOurNode(
+                  { ...env, DATA_DIR: dataDir(), DATABASE_URL: db.url },
+                  args.cpuProf,
+                )
               ),
             ],
             extra: [],

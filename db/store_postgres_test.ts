@@ -161,6 +161,34 @@ Deno.test("a write that is not idempotent fails with UnavailableError when its c
   });
 });
 
+Deno.test("an append numbered by the node whose connection dies while it waits for its locks fails with UnavailableError, writes nothing, and the next append works", async () => {
+  await withDatabase(async (db, admin) => {
+    const store = openPostgresStore(db.url, { max: 1, nodeNumberingMinEntries: 0 });
+    try {
+      await store.migrate();
+      await store.append([request("u_1", "k1", "g:a")]);
+      // Step 1 (BEGIN and the locking call, sent together) waits on the conversation's row.
+      const outcome = await killWhileBlocked(
+        db,
+        admin,
+        "SELECT 1 FROM conversations WHERE conv = 'g:a' FOR UPDATE",
+        () => store.append([request("u_1", "k2", "g:a")]),
+      );
+      assert.equal(outcome.status, "rejected");
+      assert.ok(outcome.reason instanceof UnavailableError, `got ${outcome.reason}`);
+      assert.equal(await store.latestCseq("g:a"), 1);
+      assert.equal(await store.latestSeq("u_2"), 1);
+      // The caller retries with the same key: stored once, with the next cseq and seqs.
+      const [again] = await store.append([request("u_1", "k2", "g:a")]);
+      assert.equal(again.status, "stored");
+      assert.equal(again.status === "stored" && again.message.cseq, 2);
+      assert.deepEqual(again.status === "stored" && again.seqs, { u_1: 2, u_2: 2 });
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 Deno.test("an idempotent call whose connection dies is retried once on a fresh connection pool", async () => {
   await withDatabase(async (db, admin) => {
     const store = openPostgresStore(db.url, { max: 1 });
