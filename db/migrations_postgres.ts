@@ -591,7 +591,7 @@ const IM_APPEND_TWO_STEP = `
   -- table in byte order of the key), making the missing ones, and returns them with the messages
   -- already stored under the batch's (from, cmid) pairs:
   -- {epochs: [[actor, epoch]], convs: [[conv, last_cseq]],
-  --  users: [[user, last_seq, tail_seq_start, tail_conv, tail_cseq]],
+  --  users: [[user, last_seq, tail_seq_start, tail_conv, tail_cseq]] (as advanced, see below),
   --  prior: [{mid, conv, cseq, sender, cmid, to_kind, to_id, ts, body}]}.
   -- The same order as im_append, so nodes of either version queue behind each other instead of
   -- deadlocking while a cluster is upgraded.
@@ -621,19 +621,25 @@ const IM_APPEND_TWO_STEP = `
     FROM (SELECT conv, last_cseq FROM conversations WHERE conv = ANY (v_keys)
           ORDER BY conv FOR UPDATE) x;
 
-    v_keys := ARRAY(
-      SELECT DISTINCT k COLLATE "C" AS k FROM jsonb_array_elements_text(p_users) k ORDER BY k);
-    -- A counter row is made with the user's first entry: nearly always every row exists, and
-    -- one index probe per row is cheaper than an insert attempt per row.
-    IF (SELECT count(*) FROM user_inbox_seq WHERE user_id = ANY (v_keys))
-       < cardinality(v_keys) THEN
-      INSERT INTO user_inbox_seq (user_id, last_seq)
-        SELECT k, 0 FROM unnest(v_keys) k ORDER BY k ON CONFLICT DO NOTHING;
-    END IF;
-    SELECT json_agg(json_build_array(x.user_id, x.last_seq, x.tail_seq_start, x.tail_conv,
-                                     x.tail_cseq)) INTO v_users
-    FROM (SELECT user_id, last_seq, tail_seq_start, tail_conv, tail_cseq FROM user_inbox_seq
-          WHERE user_id = ANY (v_keys) ORDER BY user_id FOR UPDATE) x;
+    -- Each user's counter row is advanced at once by the entries the node expects to give them
+    -- (p_users: [[user, n]], counting every request of the batch as new), and so is its tail's
+    -- last cseq (the cseq at last_seq): when the entries extend the user's open run, as for the
+    -- members of a group only that group writes to, this is the row's final state and step 2
+    -- leaves it alone. The upsert takes the row locks in byte order (its input is sorted) and
+    -- makes missing rows; the node takes n off the returned values to get the stored ones.
+    WITH advanced AS (
+      INSERT INTO user_inbox_seq AS s (user_id, last_seq)
+        SELECT (u ->> 0) COLLATE "C", (u ->> 1)::bigint
+        FROM jsonb_array_elements(p_users) u ORDER BY 1
+      ON CONFLICT (user_id) DO UPDATE SET
+        last_seq = s.last_seq + excluded.last_seq,
+        tail_cseq = CASE WHEN s.tail_conv = '' THEN s.tail_cseq
+                         ELSE s.tail_cseq + excluded.last_seq END
+      RETURNING s.user_id, s.last_seq, s.tail_seq_start, s.tail_conv, s.tail_cseq
+    )
+    SELECT json_agg(json_build_array(a.user_id, a.last_seq, a.tail_seq_start, a.tail_conv,
+                                     a.tail_cseq)) INTO v_users
+    FROM advanced a;
 
     -- One index lookup per pair: LIMIT keeps the LATERAL subquery from being pulled up into a
     -- join the planner could run as a scan of messages ((sender, cmid) is unique anyway).
@@ -655,7 +661,8 @@ const IM_APPEND_TWO_STEP = `
   -- Step 2: writes what the node numbered, in the same transaction (the rows are still locked).
   -- p_messages: [[mid, conv, cseq, sender, cmid, to_kind, to_id, ts, bodyText]];
   -- p_runs (closed runs): [[user, seq_start, conv, cseq_start, count]];
-  -- p_users (new counters and tails): [[user, last_seq, tail_seq_start, tail_conv, tail_cseq]];
+  -- p_users (the counter rows whose final state is not the advanced one of step 1):
+  -- [[user, last_seq, tail_seq_start, tail_conv, tail_cseq]];
   -- p_convs: [[conv, last_cseq]]; p_epochs (raised): [[actor, epoch]].
   -- A (from, cmid) inserted concurrently by a batch that locked a different conversation is
   -- detected by ON CONFLICT and raised as serialization_failure: the whole transaction rolls

@@ -31,7 +31,12 @@ import {
   POSTGRES_MIGRATIONS,
   type PostgresMigration,
 } from "./migrations_postgres.ts";
-import { type BatchState, type InboxCounter, numberBatch } from "./append_numbering.ts";
+import {
+  type BatchState,
+  type InboxCounter,
+  numberBatch,
+  type NumberedBatch,
+} from "./append_numbering.ts";
 import type {
   AckCursor,
   AckWrite,
@@ -449,12 +454,15 @@ class PostgresStore implements Store {
    * per-entry work (schema version 7).
    */
   #appendNumberedHere(requests: AppendRequest[]): Promise<AppendResult[]> {
-    const users = new Set<string>();
-    for (const r of requests) for (const u of r.recipients) users.add(u);
+    // The entries each user gets if every request is new: step 1 advances the counters by them.
+    const expected = new Map<string, number>();
+    for (const r of requests) {
+      for (const u of new Set(r.recipients)) expected.set(u, (expected.get(u) ?? 0) + 1);
+    }
     const keys = JSON.stringify([
       requests.map((r) => r.actorId),
       requests.map((r) => r.conv),
-      [...users],
+      [...expected],
       requests.map((r) => [r.from, r.cmid]),
     ]);
     return this.#call(async (sql) => {
@@ -476,7 +484,8 @@ class PostgresStore implements Store {
         await begin;
         open = true;
         const [{ state }] = await lock;
-        const batch = numberBatch(requests, lockedState(state as LockedRows));
+        const locked = lockedState(state as LockedRows, expected);
+        const batch = numberBatch(requests, locked.state);
         const rows = JSON.stringify([
           batch.messages.map((m) => [
             m.request.mid,
@@ -490,7 +499,7 @@ class PostgresStore implements Store {
             m.bodyText,
           ]),
           batch.closedRuns,
-          batch.counters,
+          countersToWrite(batch, locked),
           batch.convs,
           batch.raisedEpochs,
         ]);
@@ -1206,15 +1215,39 @@ export function imAppendBatch(requests: readonly AppendRequest[]): string {
 interface LockedRows {
   epochs: [string, number][];
   convs: [string, number][];
-  users: [string, number, number, string, number][];
+  users: CounterRow[];
   prior: Row[];
 }
 
-/** The numbering's input from im_append_lock's rows. */
-function lockedState(rows: LockedRows): BatchState {
+/** A counter row as im_append_lock returns it: [user, last_seq, tail_seq_start, tail_conv, tail_cseq]. */
+type CounterRow = [string, number, number, string, number];
+
+/** What step 1 found: the numbering's input, and the counter rows as it left them. */
+interface Locked {
+  state: BatchState;
+  /** User → row as advanced by step 1 (see im_append_lock). */
+  advanced: Map<string, CounterRow>;
+  /** User → row as it was stored before step 1. */
+  stored: Map<string, CounterRow>;
+}
+
+/**
+ * The numbering's input from im_append_lock's rows: step 1 advanced each user's last_seq, and the
+ * tail_cseq of an open tail, by `expected` entries; taking them off gives the stored counters.
+ */
+function lockedState(rows: LockedRows, expected: Map<string, number>): Locked {
   const inboxes = new Map<string, InboxCounter>();
-  for (const [userId, lastSeq, seqStart, conv, tailCseq] of rows.users) {
-    // tail_conv '' is "no run to extend"; tail_cseq is the cseq at last_seq.
+  const advanced = new Map<string, CounterRow>();
+  const stored = new Map<string, CounterRow>();
+  for (const row of rows.users) {
+    const [userId, advancedLast, seqStart, conv, advancedTail] = row;
+    const n = expected.get(userId) ?? 0;
+    const lastSeq = advancedLast - n;
+    // tail_conv '' is "no run to extend" (its tail_cseq was left alone); otherwise tail_cseq is
+    // the cseq at last_seq.
+    const tailCseq = conv === "" ? advancedTail : advancedTail - n;
+    advanced.set(userId, row);
+    stored.set(userId, [userId, lastSeq, seqStart, conv, tailCseq]);
     inboxes.set(userId, {
       lastSeq,
       tail: conv === "" ? null : { seqStart, conv, cseqStart: tailCseq - (lastSeq - seqStart) },
@@ -1227,7 +1260,27 @@ function lockedState(rows: LockedRows): BatchState {
     if (!bySender) prior.set(message.from, bySender = new Map());
     bySender.set(message.cmid, message);
   }
-  return { epochs: new Map(rows.epochs), cseqs: new Map(rows.convs), inboxes, prior };
+  return {
+    state: { epochs: new Map(rows.epochs), cseqs: new Map(rows.convs), inboxes, prior },
+    advanced,
+    stored,
+  };
+}
+
+/**
+ * The counter rows step 2 must write: each user's final row (numbered, or else as stored: a
+ * fenced or duplicate request gives no entries) where it differs from the row step 1 left. For
+ * members whose entries all extend their open run, nothing.
+ */
+function countersToWrite(batch: NumberedBatch, locked: Locked): CounterRow[] {
+  const finals = new Map<string, CounterRow>();
+  for (const row of batch.counters) finals.set(row[0], row);
+  const out: CounterRow[] = [];
+  for (const [userId, left] of locked.advanced) {
+    const final = finals.get(userId) ?? locked.stored.get(userId)!;
+    if (final.some((v, i) => v !== left[i])) out.push(final);
+  }
+  return out.sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
 }
 
 function toMedia(row: Row): MediaRecord {
