@@ -86,7 +86,11 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
   const health: Health = { state: "starting" };
 
   const deps = dependencyMetrics(metrics);
-  const rawStore = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const rawStore = await openStore({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    log: logger,
+  });
   const store = instrument(rawStore, rawStore.kind, deps);
   const cleanups: Array<() => Promise<void>> = [() => store.close()];
   try {

@@ -47,6 +47,7 @@ export async function connectRedisCluster(
         nodeId,
         servers: config.natsUrl!.split(",").map((s) => s.trim()),
         subjectPrefix: config.natsPrefix,
+        log: logger,
       }));
     opened.push(transport);
     return { membership, placement, transport, close: closeAll };

@@ -28,6 +28,7 @@
 import { connect, Events, type Msg, type NatsConnection, type NatsError } from "nats";
 import { Packr } from "msgpackr";
 import type { Delivery, Envelope, EnvelopeHandler, Transport } from "./transport.ts";
+import type { Logger } from "../observability/log.ts";
 import {
   BadRequestError,
   DeadlineExceededError,
@@ -57,7 +58,15 @@ export interface NatsTransportOptions {
   fallbackTimeoutMs?: number;
   /** Pause between reconnect attempts, ms (default 250). */
   reconnectTimeWaitMs?: number;
+  /** Where connection changes and dropped items are reported (default: the console). */
+  log?: Pick<Logger, "warn" | "error">;
 }
+
+/** The default {@link NatsTransportOptions.log}: one console line per report. */
+const consoleLog: Pick<Logger, "warn" | "error"> = {
+  warn: (msg, fields) => console.warn(msg, fields ?? ""),
+  error: (msg, fields) => console.error(msg, fields ?? ""),
+};
 
 /** Counters of a {@link NatsTransport}. */
 export interface NatsTransportStats {
@@ -122,6 +131,7 @@ export class NatsTransport implements Transport {
   #statusLoop: Promise<void> = Promise.resolve();
   #stopStatus = () => {};
   readonly #stats = { published: 0, items: 0, dropped: 0 };
+  readonly #log: Pick<Logger, "warn" | "error">;
 
   private constructor(nc: NatsConnection, options: NatsTransportOptions) {
     this.nodeId = options.nodeId;
@@ -130,6 +140,7 @@ export class NatsTransport implements Transport {
     this.#maxBatch = options.maxBatch ?? 256;
     this.#fallbackTimeoutMs = options.fallbackTimeoutMs ?? FALLBACK_TIMEOUT_MS;
     this.#replyBase = `${this.#subject(this.nodeId)}.rep`;
+    this.#log = options.log ?? consoleLog;
   }
 
   /**
@@ -185,13 +196,13 @@ export class NatsTransport implements Transport {
     this.#statusLoop = (async () => {
       for await (const s of status) {
         if (s.type === Events.Disconnect) {
-          if (this.#connected) console.warn("nats: connection lost; reconnecting");
+          if (this.#connected) this.#log.warn("nats: connection lost; reconnecting");
           this.#connected = false;
           // Replies cannot reach us while we are away: fail now rather than at the deadline.
           this.#failAll(new UnavailableError("NATS connection lost"));
         } else if (s.type === Events.Reconnect) {
           this.#connected = true;
-          console.warn("nats: connection restored");
+          this.#log.warn("nats: connection restored");
         }
       }
     })();
@@ -256,7 +267,7 @@ export class NatsTransport implements Transport {
         this.#stats.dropped++;
         return;
       }
-      invoke(handler, envelope).catch((err) => logTellFailure(envelope, err));
+      invoke(handler, envelope).catch((err) => this.#tellFailed(envelope, err));
       return;
     }
     if (!this.#connected) {
@@ -401,7 +412,7 @@ export class NatsTransport implements Transport {
     for (let i = 0; i < items.length; i += 3) triples.push(items.slice(i, i + 3));
     const failed: unknown[][] = [];
     const chunks = this.#encode(triples, (triple) => {
-      console.error("transport: a reply could not be encoded; answering internal");
+      this.#log.error("transport: a reply could not be encoded; answering internal");
       failed.push([(triple as unknown[])[0], 1, {
         code: "internal",
         message: "Unencodable reply",
@@ -415,7 +426,7 @@ export class NatsTransport implements Transport {
         this.#stats.items += chunk.items.length;
       } catch (err) {
         // The caller's deadline settles its request.
-        console.warn(`transport: reply lost: ${(err as Error).message}`);
+        this.#log.warn("transport: reply lost", { err });
       }
     }
   }
@@ -468,7 +479,7 @@ export class NatsTransport implements Transport {
       }
     }
     this.#stats.dropped++;
-    console.warn(`transport: ${kind} item dropped: ${(err as Error)?.message ?? err}`);
+    this.#log.warn("transport: item dropped", { kind, err });
   }
 
   // ---- receiving ----
@@ -479,7 +490,7 @@ export class NatsTransport implements Transport {
     try {
       items = packr.unpack(msg.data) as RequestItem[];
     } catch (err) {
-      console.error("transport: undecodable request batch dropped", err);
+      this.#log.error("transport: undecodable request batch dropped", { err });
       return;
     }
     const reply = msg.reply;
@@ -504,7 +515,7 @@ export class NatsTransport implements Transport {
           (err) => this.#queueReply(reply, id, 1, errorToWire(err)),
         );
       } else {
-        run.catch((err) => logTellFailure(envelope, err));
+        run.catch((err) => this.#tellFailed(envelope, err));
       }
     }
   }
@@ -542,7 +553,7 @@ export class NatsTransport implements Transport {
     try {
       items = packr.unpack(msg.data) as unknown[];
     } catch (err) {
-      console.error("transport: undecodable reply batch dropped", err);
+      this.#log.error("transport: undecodable reply batch dropped", { err });
       return;
     }
     for (const triple of items as [number, 0 | 1, unknown][]) {
@@ -559,7 +570,7 @@ export class NatsTransport implements Transport {
     try {
       items = packr.unpack(msg.data) as DeliveryItem[];
     } catch (err) {
-      console.error("transport: undecodable delivery batch dropped", err);
+      this.#log.error("transport: undecodable delivery batch dropped", { err });
       return;
     }
     const batch: Delivery[] = items.map(([frame, users, seqs]) =>
@@ -577,7 +588,7 @@ export class NatsTransport implements Transport {
     try {
       handler(batch);
     } catch (err) {
-      console.error("transport: delivery handler failed", err);
+      this.#log.error("transport: delivery handler failed", { err });
     }
   }
 
@@ -606,8 +617,13 @@ export class NatsTransport implements Transport {
     }
   }
 
+  #tellFailed(envelope: Envelope, err: unknown): void {
+    const code = (err as { code?: string })?.code ?? "internal";
+    this.#log.warn("transport: tell failed", { type: envelope.type, to: envelope.to, code });
+  }
+
   #subscriptionFailed(err: NatsError): void {
-    console.error(`transport: subscription failed: ${err.message}`);
+    this.#log.error("transport: subscription failed", { err });
   }
 }
 
@@ -619,8 +635,3 @@ function countPending(box: Outbox, pending: Map<number, Pending>): number {
 
 const timeoutWire: WireError = errorToWire(new DeadlineExceededError());
 const unavailableWire: WireError = errorToWire(new UnavailableError("Node is not serving"));
-
-function logTellFailure(envelope: Envelope, err: unknown): void {
-  const code = (err as { code?: string })?.code ?? "internal";
-  console.warn(`transport: tell ${envelope.type} to ${envelope.to} failed: ${code}`);
-}

@@ -6,12 +6,18 @@ import { startNats } from "../tests/support/services.ts";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const env = (body: unknown) => ({ to: "user/1", type: "echo", body, deadline: Date.now() + 1_000 });
 
-Deno.test("nats transport fails fast while NATS is down and carries requests again by itself after a restart", async () => {
+Deno.test("nats transport fails fast while NATS is down, reports it to its log, and carries requests again by itself after a restart", async () => {
   const nats = await startNats();
+  const reported: string[] = [];
+  const log = {
+    warn: (msg: string) => void reported.push(msg),
+    error: (msg: string) => void reported.push(msg),
+  };
   const a = await NatsTransport.connect({
     nodeId: "a",
     servers: nats.url,
     reconnectTimeWaitMs: 100,
+    log,
   });
   const b = await NatsTransport.connect({
     nodeId: "b",
@@ -45,6 +51,14 @@ Deno.test("nats transport fails fast while NATS is down and carries requests aga
       }
     }
     assert.equal(reply, 3);
+    // The node's logger hears of both, in order (the console hears nothing from `a`); the status
+    // event may trail the first reply.
+    const heard = Date.now() + 2_000;
+    while (!reported.includes("nats: connection restored") && Date.now() < heard) await sleep(10);
+    assert.deepEqual(
+      reported.filter((m) => m.startsWith("nats:")),
+      ["nats: connection lost; reconnecting", "nats: connection restored"],
+    );
     // Both directions and deliveries work again.
     assert.equal(await b.request("a", env(4)), null);
     a.deliver("b", { frame: { n: 5 }, users: ["u"] });

@@ -22,6 +22,9 @@ export type {
 } from "./store.ts";
 export { openStore, type StoreConfig } from "./open_store.ts";
 export { openSqliteStore, type SqliteStoreOptions } from "./store_sqlite.ts";
-export { openThreadedSqliteStore } from "./store_sqlite_threaded.ts";
+export {
+  openThreadedSqliteStore,
+  type ThreadedSqliteStoreOptions,
+} from "./store_sqlite_threaded.ts";
 export { openPostgresStore, type PostgresStoreOptions } from "./store_postgres.ts";
 export { GroupCommit, type GroupCommitOptions } from "./group_commit.ts";

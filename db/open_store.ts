@@ -9,6 +9,7 @@
 import { join } from "node:path";
 import { ImError, UnavailableError } from "../actors/errors.ts";
 import type { Store } from "./store.ts";
+import type { Logger } from "../observability/log.ts";
 import { openPostgresStore } from "./store_postgres.ts";
 import { openThreadedSqliteStore } from "./store_sqlite_threaded.ts";
 
@@ -18,6 +19,8 @@ export interface StoreConfig {
   databaseUrl?: string;
   /** Directory of the embedded SQLite file, used when `databaseUrl` is not set. */
   dataDir: string;
+  /** Where the store reports trouble it recovers from (default: the console). */
+  log?: Pick<Logger, "warn">;
 }
 
 /**
@@ -32,7 +35,7 @@ export async function openStore(config: StoreConfig): Promise<Store> {
   try {
     store = config.databaseUrl
       ? openPostgresStore(config.databaseUrl)
-      : openThreadedSqliteStore(path);
+      : openThreadedSqliteStore(path, { log: config.log });
   } catch (err) {
     throw describe(err, where);
   }

@@ -23,6 +23,7 @@
 import { UnavailableError } from "../actors/errors.ts";
 import type { Store } from "./store.ts";
 import type { SqliteStoreOptions } from "./store_sqlite.ts";
+import type { Logger } from "../observability/log.ts";
 import {
   type CallRequest,
   errorFromWire,
@@ -35,6 +36,12 @@ interface Pending {
   reject(err: unknown): void;
 }
 
+/** Options of {@link openThreadedSqliteStore}: the store's, and where its warnings go. */
+export interface ThreadedSqliteStoreOptions extends SqliteStoreOptions {
+  /** Where a failed checkpoint or a stopped checkpointer is reported (default: the console). */
+  log?: Pick<Logger, "warn">;
+}
+
 /**
  * Opens the SQLite store at `path` on a worker thread (see the module doc). Like
  * {@link openSqliteStore}, call `migrate()` before use; a file that cannot be opened makes every
@@ -42,15 +49,21 @@ interface Pending {
  */
 export function openThreadedSqliteStore(
   path: string,
-  options: SqliteStoreOptions = {},
+  options: ThreadedSqliteStoreOptions = {},
   /** The worker module (tests substitute one that can fail); default sqlite_thread_worker.ts. */
   workerUrl: URL = new URL("./sqlite_thread_worker.ts", import.meta.url),
 ): Store {
-  const client = new ThreadClient(path, {
-    ...options,
-    // The checkpointer thread keeps the WAL short; this is only the backstop (~80 MiB).
-    walAutocheckpointPages: options.walAutocheckpointPages ?? 20_000,
-  }, workerUrl);
+  const { log, ...storeOptions } = options;
+  const client = new ThreadClient(
+    path,
+    {
+      ...storeOptions,
+      // The checkpointer thread keeps the WAL short; this is only the backstop (~80 MiB).
+      walAutocheckpointPages: options.walAutocheckpointPages ?? 20_000,
+    },
+    workerUrl,
+    log ?? { warn: (msg, fields) => console.warn(msg, fields ?? "") },
+  );
   return new Proxy({} as Store, {
     get(_target, prop) {
       if (prop === "kind") return "sqlite";
@@ -79,6 +92,7 @@ class ThreadClient {
     readonly path: string,
     readonly options: SqliteStoreOptions,
     readonly workerUrl: URL,
+    readonly log: Pick<Logger, "warn">,
   ) {}
 
   call(method: string, args: unknown[]): Promise<unknown> {
@@ -147,11 +161,11 @@ class ThreadClient {
     );
     checkpointer.onmessage = (ev: MessageEvent<{ error: string }>) => {
       // Not fatal (the writer's automatic checkpoint is the backstop), but worth seeing.
-      console.warn(`SQLite checkpoint failed: ${ev.data.error}`);
+      this.log.warn("SQLite checkpoint failed", { error: ev.data.error });
     };
     checkpointer.onerror = (ev) => {
       ev.preventDefault();
-      console.warn(`SQLite checkpointer stopped: ${ev.message}`);
+      this.log.warn("SQLite checkpointer stopped", { error: ev.message });
       if (this.#checkpointer === checkpointer) this.#checkpointer = null;
     };
     checkpointer.postMessage({ path: this.path, everyMs: CHECKPOINT_EVERY_MS });
