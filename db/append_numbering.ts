@@ -72,6 +72,18 @@ export interface NumberedBatch {
   raisedEpochs: [string, number][];
 }
 
+/** A user's position while a batch is numbered. */
+interface Cursor {
+  /** Last seq given (the stored one until the first entry). */
+  last: number;
+  /** The run ending at `last`, when there is one. */
+  tail: Run | null;
+  /** The runs this batch's entries went into, in order (null: none yet). */
+  runs: Run[] | null;
+  /** Index of the request that gave the last entry (a recipient listed twice gets one). */
+  request: number;
+}
+
 /** Codepoint order is enough: any consistent order gives neighbouring writes. */
 const byKey = (a: [string, ...unknown[]], b: [string, ...unknown[]]) =>
   a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
@@ -80,16 +92,14 @@ const byKey = (a: [string, ...unknown[]], b: [string, ...unknown[]]) =>
 export function numberBatch(requests: readonly AppendRequest[], state: BatchState): NumberedBatch {
   const epochs = new Map<string, { stored: number; raised: boolean }>();
   const cseqs = new Map<string, number>();
-  const seqs = new Map<string, number>();
-  const tails = new Map<string, Run | null>();
-  // The runs each user's entries of this batch went into, in seq order and contiguous: the
-  // first may be the stored tail, extended.
-  const touchedRuns = new Map<string, Run[]>();
+  // One cursor per user touched: a single map lookup per (message, recipient).
+  const cursors = new Map<string, Cursor>();
   const seen = new Map<string, Map<string, StoredMessage>>();
   const results: AppendResult[] = [];
   const messages: NewMessage[] = [];
 
-  for (const req of requests) {
+  for (let i = 0; i < requests.length; i++) {
+    const req = requests[i];
     let epoch = epochs.get(req.actorId);
     if (!epoch) {
       epoch = { stored: state.epochs.get(req.actorId) ?? 0, raised: false };
@@ -120,29 +130,27 @@ export function numberBatch(requests: readonly AppendRequest[], state: BatchStat
     messages.push({ request: req, cseq, bodyText, toKind, toId });
 
     const assigned: Record<string, number> = {};
-    for (const userId of new Set(req.recipients)) {
-      let last = seqs.get(userId);
-      let tail: Run | null | undefined;
-      if (last === undefined) {
+    for (const userId of req.recipients) {
+      let c = cursors.get(userId);
+      if (!c) {
         const stored = state.inboxes.get(userId);
-        last = stored?.lastSeq ?? 0;
-        tail = stored?.tail ?? null;
-        tails.set(userId, tail);
-      } else tail = tails.get(userId);
-      const seq = last + 1;
-      seqs.set(userId, seq);
+        c = { last: stored?.lastSeq ?? 0, tail: stored?.tail ?? null, runs: null, request: -1 };
+        cursors.set(userId, c);
+      } else if (c.request === i) continue; // listed twice in this request: one entry
+      c.request = i;
+      const seq = ++c.last;
       assigned[userId] = seq;
-      const touched = touchedRuns.get(userId);
+      const tail = c.tail;
       if (tail && tail.conv === req.conv && cseq - tail.cseqStart === seq - tail.seqStart) {
         // Extends the tail: its count is implied by the user's last seq until written.
-        if (!touched) touchedRuns.set(userId, [tail]);
-        else if (touched[touched.length - 1] !== tail) touched.push(tail);
+        if (!c.runs) c.runs = [tail];
+        else if (c.runs[c.runs.length - 1] !== tail) c.runs.push(tail);
       } else {
         const run = { seqStart: seq, conv: req.conv, cseqStart: cseq };
-        tails.set(userId, run);
-        if (touched) touched.push(run);
+        c.tail = run;
+        if (c.runs) c.runs.push(run);
         // The stored tail (if any) ends here: it goes first, so it is closed and stored.
-        else touchedRuns.set(userId, tail ? [tail, run] : [run]);
+        else c.runs = tail ? [tail, run] : [run];
       }
     }
 
@@ -164,8 +172,10 @@ export function numberBatch(requests: readonly AppendRequest[], state: BatchStat
 
   const closedRuns: NumberedBatch["closedRuns"] = [];
   const counters: NumberedBatch["counters"] = [];
-  for (const [userId, runs] of touchedRuns) {
-    const lastSeq = seqs.get(userId)!;
+  for (const [userId, c] of cursors) {
+    // The runs this batch's entries went into, in seq order and contiguous (the first may be
+    // the stored tail, extended); a cursor is made with the user's first entry.
+    const runs = c.runs!;
     // Every run but the last was closed by this batch (it ends where the next starts).
     for (let i = 0; i + 1 < runs.length; i++) {
       const r = runs[i];
@@ -174,10 +184,10 @@ export function numberBatch(requests: readonly AppendRequest[], state: BatchStat
     const tail = runs[runs.length - 1];
     counters.push([
       userId,
-      lastSeq,
+      c.last,
       tail.seqStart,
       tail.conv,
-      tail.cseqStart + lastSeq - tail.seqStart,
+      tail.cseqStart + c.last - tail.seqStart,
     ]);
   }
   closedRuns.sort((a, b) => byKey(a, b) || a[1] - b[1]);

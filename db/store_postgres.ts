@@ -1225,13 +1225,18 @@ interface LockedRows {
 /** A counter row as im_append_lock returns it: [user, last_seq, tail_seq_start, tail_conv, tail_cseq]. */
 type CounterRow = [string, number, number, string, number];
 
-/** What step 1 found: the numbering's input, and the counter rows as it left them. */
+/** A user's counter as step 1 found it: the stored state, and the row as step 1 left it. */
+interface LockedCounter extends InboxCounter {
+  /** The row after step 1 advanced it (see im_append_lock). */
+  advanced: CounterRow;
+  /** The entries step 1 advanced it by. */
+  advancedBy: number;
+}
+
+/** What step 1 found: the numbering's input, its counters with the rows as step 1 left them. */
 interface Locked {
   state: BatchState;
-  /** User → row as advanced by step 1 (see im_append_lock). */
-  advanced: Map<string, CounterRow>;
-  /** User → row as it was stored before step 1. */
-  stored: Map<string, CounterRow>;
+  counters: Map<string, LockedCounter>;
 }
 
 /**
@@ -1239,21 +1244,20 @@ interface Locked {
  * tail_cseq of an open tail, by `expected` entries; taking them off gives the stored counters.
  */
 function lockedState(rows: LockedRows, expected: Map<string, number>): Locked {
-  const inboxes = new Map<string, InboxCounter>();
-  const advanced = new Map<string, CounterRow>();
-  const stored = new Map<string, CounterRow>();
+  const counters = new Map<string, LockedCounter>();
   for (const row of rows.users) {
     const [userId, advancedLast, seqStart, conv, advancedTail] = row;
     const n = expected.get(userId) ?? 0;
     const lastSeq = advancedLast - n;
     // tail_conv '' is "no run to extend" (its tail_cseq was left alone); otherwise tail_cseq is
-    // the cseq at last_seq.
-    const tailCseq = conv === "" ? advancedTail : advancedTail - n;
-    advanced.set(userId, row);
-    stored.set(userId, [userId, lastSeq, seqStart, conv, tailCseq]);
-    inboxes.set(userId, {
+    // the cseq at last_seq, so the tail's first cseq follows from it.
+    counters.set(userId, {
       lastSeq,
-      tail: conv === "" ? null : { seqStart, conv, cseqStart: tailCseq - (lastSeq - seqStart) },
+      tail: conv === ""
+        ? null
+        : { seqStart, conv, cseqStart: advancedTail - n - (lastSeq - seqStart) },
+      advanced: row,
+      advancedBy: n,
     });
   }
   const prior = new Map<string, Map<string, StoredMessage>>();
@@ -1264,24 +1268,36 @@ function lockedState(rows: LockedRows, expected: Map<string, number>): Locked {
     bySender.set(message.cmid, message);
   }
   return {
-    state: { epochs: new Map(rows.epochs), cseqs: new Map(rows.convs), inboxes, prior },
-    advanced,
-    stored,
+    state: { epochs: new Map(rows.epochs), cseqs: new Map(rows.convs), inboxes: counters, prior },
+    counters,
   };
 }
 
 /**
- * The counter rows step 2 must write: each user's final row (numbered, or else as stored: a
- * fenced or duplicate request gives no entries) where it differs from the row step 1 left. For
- * members whose entries all extend their open run, nothing.
+ * The counter rows step 2 must write: each user's final row where it differs from the row step 1
+ * left, and the stored row back for a user step 1 advanced who got no entry (a fenced or
+ * duplicate request). For members whose entries all extend their open run, nothing.
  */
 function countersToWrite(batch: NumberedBatch, locked: Locked): CounterRow[] {
-  const finals = new Map<string, CounterRow>();
-  for (const row of batch.counters) finals.set(row[0], row);
   const out: CounterRow[] = [];
-  for (const [userId, left] of locked.advanced) {
-    const final = finals.get(userId) ?? locked.stored.get(userId)!;
-    if (final.some((v, i) => v !== left[i])) out.push(final);
+  const written = new Set<string>();
+  for (const row of batch.counters) {
+    written.add(row[0]);
+    const left = locked.counters.get(row[0])!.advanced;
+    if (row.some((v, i) => v !== left[i])) out.push(row);
+  }
+  if (written.size < locked.counters.size) {
+    for (const [userId, c] of locked.counters) {
+      if (written.has(userId) || c.advancedBy === 0) continue;
+      const [, , seqStart, conv, advancedTail] = c.advanced;
+      out.push([
+        userId,
+        c.lastSeq,
+        seqStart,
+        conv,
+        conv === "" ? advancedTail : advancedTail - c.advancedBy,
+      ]);
+    }
   }
   return out.sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
 }
