@@ -28,7 +28,7 @@
 import { connect, Events, type Msg, type NatsConnection, type NatsError } from "nats";
 import { Packr } from "msgpackr";
 import type { Delivery, Envelope, EnvelopeHandler, Transport } from "./transport.ts";
-import type { Logger } from "../observability/log.ts";
+import { createLogger, type Logger } from "../observability/log.ts";
 import {
   BadRequestError,
   DeadlineExceededError,
@@ -58,15 +58,9 @@ export interface NatsTransportOptions {
   fallbackTimeoutMs?: number;
   /** Pause between reconnect attempts, ms (default 250). */
   reconnectTimeWaitMs?: number;
-  /** Where connection changes and dropped items are reported (default: the console). */
+  /** Where connection changes and dropped items are reported (default: a stderr logger). */
   log?: Pick<Logger, "warn" | "error">;
 }
-
-/** The default {@link NatsTransportOptions.log}: one console line per report. */
-const consoleLog: Pick<Logger, "warn" | "error"> = {
-  warn: (msg, fields) => console.warn(msg, fields ?? ""),
-  error: (msg, fields) => console.error(msg, fields ?? ""),
-};
 
 /** Counters of a {@link NatsTransport}. */
 export interface NatsTransportStats {
@@ -140,7 +134,7 @@ export class NatsTransport implements Transport {
     this.#maxBatch = options.maxBatch ?? 256;
     this.#fallbackTimeoutMs = options.fallbackTimeoutMs ?? FALLBACK_TIMEOUT_MS;
     this.#replyBase = `${this.#subject(this.nodeId)}.rep`;
-    this.#log = options.log ?? consoleLog;
+    this.#log = options.log ?? createLogger({ level: "warn", fields: { node: options.nodeId } });
   }
 
   /**

@@ -19,7 +19,7 @@ export interface StoreConfig {
   databaseUrl?: string;
   /** Directory of the embedded SQLite file, used when `databaseUrl` is not set. */
   dataDir: string;
-  /** Where the store reports trouble it recovers from (default: the console). */
+  /** Where the store reports trouble it recovers from (default: a stderr logger). */
   log?: Pick<Logger, "warn">;
 }
 

@@ -458,9 +458,16 @@ class PostgresStore implements Store {
    */
   #appendNumberedHere(requests: AppendRequest[]): Promise<AppendResult[]> {
     // The entries each user gets if every request is new: step 1 advances the counters by them.
+    // A recipient listed twice in one request counts once (no Set per message: the index of the
+    // request that last counted each user says so).
     const expected = new Map<string, number>();
-    for (const r of requests) {
-      for (const u of new Set(r.recipients)) expected.set(u, (expected.get(u) ?? 0) + 1);
+    const countedIn = new Map<string, number>();
+    for (let i = 0; i < requests.length; i++) {
+      for (const u of requests[i].recipients) {
+        if (countedIn.get(u) === i) continue;
+        countedIn.set(u, i);
+        expected.set(u, (expected.get(u) ?? 0) + 1);
+      }
     }
     const keys = JSON.stringify([
       requests.map((r) => r.actorId),

@@ -23,7 +23,7 @@
 import { UnavailableError } from "../actors/errors.ts";
 import type { Store } from "./store.ts";
 import type { SqliteStoreOptions } from "./store_sqlite.ts";
-import type { Logger } from "../observability/log.ts";
+import { createLogger, type Logger } from "../observability/log.ts";
 import {
   type CallRequest,
   errorFromWire,
@@ -38,7 +38,7 @@ interface Pending {
 
 /** Options of {@link openThreadedSqliteStore}: the store's, and where its warnings go. */
 export interface ThreadedSqliteStoreOptions extends SqliteStoreOptions {
-  /** Where a failed checkpoint or a stopped checkpointer is reported (default: the console). */
+  /** Where a failed checkpoint or a stopped checkpointer is reported (default: a stderr logger). */
   log?: Pick<Logger, "warn">;
 }
 
@@ -62,7 +62,7 @@ export function openThreadedSqliteStore(
       walAutocheckpointPages: options.walAutocheckpointPages ?? 20_000,
     },
     workerUrl,
-    log ?? { warn: (msg, fields) => console.warn(msg, fields ?? "") },
+    log ?? createLogger({ level: "warn" }),
   );
   return new Proxy({} as Store, {
     get(_target, prop) {
