@@ -11,7 +11,9 @@
  *   a second only while a full batch is waiting (see `maxInFlight`). Batches hold at most
  *   `maxBatch` requests and `maxRows` recipients (a single larger request goes alone); requests
  *   are written in arrival order (FIFO within and across batches).
- * - Each promise resolves with its own request's result once the batch has committed.
+ * - Each promise resolves with its own request's result once the batch has committed. When
+ *   requests queued meanwhile, the next batch is handed to the store first (a store that does
+ *   not block the thread then writes it while the callers of the finished one go on).
  * - A failed batch rejects every request in it with the store's error, unchanged (so an
  *   UnavailableError stays one); later batches are still attempted.
  * - `close()` flushes everything queued, then rejects further appends with UnavailableError.
@@ -60,6 +62,9 @@ export interface GroupCommitOptions {
    */
   maxInFlight?: number;
 }
+
+/** What one `store.append` call came to. */
+type Outcome = { results: AppendResult[] } | { error: unknown };
 
 interface Pending {
   request: AppendRequest;
@@ -146,22 +151,53 @@ export class GroupCommit {
   async #drain(lane: object): Promise<void> {
     // Let the synchronous burst that started this drain finish queueing: it joins the batch.
     await Promise.resolve();
-    while (this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, this.#batchLength());
-      for (const p of batch) this.#queuedRows -= p.request.recipients.length;
-      const started = performance.now();
-      await this.#flush(batch);
-      // Another batch is in flight: it takes what is queued when it is done, unless a full
-      // batch is already waiting (see maxInFlight).
+    let batch = this.#take();
+    // Taken before the call: a blocking store commits inside it.
+    let started = performance.now();
+    let written = this.#write(batch);
+    for (;;) {
+      const outcome = await written;
+      // Hand the store what queued during this commit before handing out this batch's results:
+      // their continuations (the `ok`s and deliveries) then run while the store writes the next
+      // batch, instead of the store idling until they are done. Not for a blocking store (the
+      // next commit would hold back this batch's results), and not while another lane is in
+      // flight unless a full batch is waiting (see maxInFlight).
+      const overlap = !this.#blocking && this.#queue.length > 0 &&
+        (this.#lanes.size === 1 || this.#fullBatchWaiting());
+      const next = overlap ? this.#take() : null;
+      if (next) {
+        started = performance.now();
+        written = this.#write(next);
+      }
+      this.#settle(batch, outcome);
+      if (next) {
+        batch = next;
+        continue;
+      }
       if (this.#lanes.size > 1 && !this.#fullBatchWaiting()) break;
-      if (this.#blocking && this.#queue.length === 0 && !this.#closed) {
-        // The commit held the thread: let the requests that are waiting to be read come in.
-        const linger = Math.min(performance.now() - started, this.#maxLingerMs);
+      if (this.#blocking && !this.#closed) {
+        // With requests queued: let this batch's callers go on (their `ok`s) before the next
+        // commit holds the thread. Without: the commit held the thread, so let the requests
+        // that are waiting to be read come in.
+        const linger = this.#queue.length > 0
+          ? 0
+          : Math.min(performance.now() - started, this.#maxLingerMs);
         await new Promise((r) => setTimeout(r, linger));
       }
+      if (this.#queue.length === 0) break;
+      batch = this.#take();
+      started = performance.now();
+      written = this.#write(batch);
     }
     // Same synchronous step as the final empty-queue check: a later append starts a new drain.
     this.#lanes.delete(lane);
+  }
+
+  /** Takes the next batch off the queue (FIFO, within maxBatch and maxRows). */
+  #take(): Pending[] {
+    const batch = this.#queue.splice(0, this.#batchLength());
+    for (const p of batch) this.#queuedRows -= p.request.recipients.length;
+    return batch;
   }
 
   #fullBatchWaiting(): boolean {
@@ -181,20 +217,28 @@ export class GroupCommit {
     return n;
   }
 
-  async #flush(batch: Pending[]): Promise<void> {
-    let results: AppendResult[];
+  /** Writes `batch`; never rejects (the outcome carries the store's error). */
+  async #write(batch: Pending[]): Promise<Outcome> {
     try {
-      results = await this.#store.append(batch.map((p) => p.request));
+      const results = await this.#store.append(batch.map((p) => p.request));
       if (results.length !== batch.length) {
         throw new ImError(
           "internal",
           `Store returned ${results.length} results for a batch of ${batch.length}`,
         );
       }
-    } catch (err) {
-      for (const p of batch) p.reject(err);
+      return { results };
+    } catch (error) {
+      return { error };
+    }
+  }
+
+  /** Resolves each request of `batch` with its result, or rejects them all with the error. */
+  #settle(batch: Pending[], outcome: Outcome): void {
+    if ("error" in outcome) {
+      for (const p of batch) p.reject(outcome.error);
       return;
     }
-    for (const [i, p] of batch.entries()) p.resolve(results[i]);
+    for (const [i, p] of batch.entries()) p.resolve(outcome.results[i]);
   }
 }

@@ -109,6 +109,53 @@ Deno.test("appends made while a flush is in flight wait for it and go together i
   await commits.close();
 });
 
+Deno.test("the next batch is handed to the store before the finished batch's results are handed out", async () => {
+  const store = new ControlledStore();
+  const commits = new GroupCommit(store);
+  // What the store had been handed when each request's caller got its result.
+  const handedWhenSettled: number[] = [];
+  const track = (p: Promise<AppendResult>) =>
+    p.then(() => handedWhenSettled.push(store.batches.length));
+  const first = track(commits.append(request(1)));
+  await settle();
+  const second = track(commits.append(request(2)));
+  await settle();
+  store.commitNext();
+  await first;
+  // The store was already writing batch 2 while the caller of request 1 went on (its `ok`).
+  assert.deepEqual(handedWhenSettled, [2]);
+  assert.equal(store.inFlight, 1);
+  store.commitNext();
+  await second;
+  assert.deepEqual(handedWhenSettled, [2, 2]);
+  await commits.close();
+});
+
+Deno.test("a blocking store hands out a batch's results before it commits the next", async () => {
+  const batches: number[] = [];
+  const blocking: Pick<Store, "append" | "blocksThread"> = {
+    blocksThread: true,
+    append(batch) {
+      batches.push(batch.length);
+      return Promise.resolve(batch.map((r) => ({
+        status: "stored" as const,
+        message: { ...r, cseq: r.ts },
+        seqs: {},
+      })));
+    },
+  };
+  const commits = new GroupCommit(blocking, { maxLingerMs: 0 });
+  const committedWhenSettled: number[] = [];
+  const first = commits.append(request(1)).then(() => committedWhenSettled.push(batches.length));
+  await Promise.resolve();
+  await Promise.resolve();
+  // Queued while the first batch is being written (its commit has run, its result not out yet).
+  const second = commits.append(request(2)).then(() => committedWhenSettled.push(batches.length));
+  await Promise.all([first, second]);
+  assert.deepEqual(committedWhenSettled, [1, 2]);
+  await commits.close();
+});
+
 Deno.test("batches hold at most maxBatch requests and keep arrival order across batches", async () => {
   const store = new ControlledStore();
   const commits = new GroupCommit(store, { maxBatch: 4 });
