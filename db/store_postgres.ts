@@ -84,7 +84,9 @@ export interface PostgresStoreOptions {
    * Deadline of one call in milliseconds (default 30000): past it the call rejects with
    * UnavailableError (a write may still commit; callers retry with the same key). `migrate` has
    * none: a schema version may convert much data (version 6 rewrites every inbox), and a
-   * migration cut off would roll back and start over on every start-up.
+   * migration cut off would roll back and start over on every start-up. A server that accepts
+   * and never answers still fails `migrate` after two connect timeouts (the timeout covers the
+   * whole start-up exchange, and the call is retried once on a fresh pool).
    */
   callTimeoutMs?: number;
   /** Schema versions to apply (tests only; defaults to {@link POSTGRES_MIGRATIONS}). */

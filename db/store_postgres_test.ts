@@ -248,6 +248,31 @@ Deno.test("a call the server never answers rejects with UnavailableError at its 
   }
 });
 
+Deno.test("start-up against a server that accepts and never answers fails with UnavailableError within the connect timeout", async () => {
+  // migrate() has no call deadline (a schema version may convert much data), so what bounds it
+  // here is the connect timeout: it covers the whole start-up exchange, not only TCP.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) held.push(conn);
+  })();
+  const store = openPostgresStore(`postgres://postgres@127.0.0.1:${listener.addr.port}/x`, {
+    connectTimeoutSeconds: 1,
+  });
+  try {
+    const started = Date.now();
+    await assert.rejects(store.migrate(), UnavailableError);
+    // One attempt and the retry on a fresh pool, each cut off after a second.
+    assert.ok(Date.now() - started < 10_000);
+    assert.ok(held.length >= 1, "the store did connect");
+  } finally {
+    await store.close();
+    listener.close();
+    await accepting;
+    for (const conn of held) conn.close();
+  }
+});
+
 function request(from: string, cmid: string, conv: string, extra: Partial<AppendRequest> = {}) {
   return {
     actorId: `group/${conv}`,
