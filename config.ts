@@ -84,6 +84,8 @@ export interface Config {
   loginAttemptsPerUserPerMin: number;
   /** Failed login attempts per client IP per minute before 429. Default 30. */
   loginAttemptsPerIpPerMin: number;
+  /** Account registrations per client IP per hour before 429. Default 20. */
+  registrationsPerIpPerHour: number;
   /** JWT_SECRET_FILE, re-read on SIGHUP and every `jwtReloadSec` (key rotation). */
   jwtSecretFile?: string;
   /** The secrets given in JWT_SECRET (they come before the file's on every reload). */
@@ -268,6 +270,7 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     maxUnauthPerIp: int(env, "MAX_UNAUTH_PER_IP", 50, 1, 1_000_000),
     loginAttemptsPerUserPerMin: int(env, "LOGIN_ATTEMPTS_PER_USER_PER_MIN", 10, 1, 1_000_000),
     loginAttemptsPerIpPerMin: int(env, "LOGIN_ATTEMPTS_PER_IP_PER_MIN", 30, 1, 1_000_000),
+    registrationsPerIpPerHour: int(env, "REGISTRATIONS_PER_IP_PER_HOUR", 20, 1, 1_000_000),
     jwtSecretFile: env.JWT_SECRET_FILE?.trim() || undefined,
     jwtSecretsFromEnv: envSecrets(env),
     jwtReloadSec: int(env, "JWT_RELOAD_SEC", 60, 0, 86_400),

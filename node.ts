@@ -34,6 +34,7 @@ import { loadJwtSecrets } from "./jwt_secret.ts";
 import { KeyReloader, keysFromSecrets } from "./gateway/key_reload.ts";
 import { IpBudget } from "./gateway/ip_budget.ts";
 import { LoginThrottle } from "./gateway/login_throttle.ts";
+import { RegistrationThrottle } from "./gateway/registration_throttle.ts";
 import { UserRateLimiter } from "./gateway/rate_limit.ts";
 import { ImError } from "./actors/errors.ts";
 import { withGroupAdminInfo } from "./actors/im/admin_views.ts";
@@ -319,6 +320,9 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
       loginThrottle: new LoginThrottle({
         perUserPerMinute: config.loginAttemptsPerUserPerMin,
         perIpPerMinute: config.loginAttemptsPerIpPerMin,
+      }),
+      registrationThrottle: new RegistrationThrottle({
+        perIpPerHour: config.registrationsPerIpPerHour,
       }),
       session: {
         router,

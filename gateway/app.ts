@@ -16,6 +16,7 @@ import { negotiateSubprotocol, SUBPROTOCOLS } from "./frame_codec.ts";
 import { errorResponse, httpError } from "./http_errors.ts";
 import type { IpBudget } from "./ip_budget.ts";
 import type { LoginThrottle } from "./login_throttle.ts";
+import type { RegistrationThrottle } from "./registration_throttle.ts";
 import type { TokenService } from "./tokens.ts";
 import { Session, type SessionDeps } from "./ws_session.ts";
 import { staticRoutes } from "./static_routes.ts";
@@ -43,6 +44,8 @@ export interface AppDeps {
   ipBudget?: IpBudget;
   /** Login throttle per username and IP (login_throttle.ts); absent = none. */
   loginThrottle?: LoginThrottle;
+  /** Registration throttle per IP (registration_throttle.ts); absent = none. */
+  registrationThrottle?: RegistrationThrottle;
 }
 
 /** The client's address as Deno.serve reports it ("" when unknown). */
@@ -65,6 +68,7 @@ export function createApp(deps: AppDeps): Hono {
       newUserId: () => deps.newId("u_"),
       logger: deps.logger,
       loginThrottle: deps.loginThrottle,
+      registrationThrottle: deps.registrationThrottle,
       clientIp: remoteOf,
     }),
   );

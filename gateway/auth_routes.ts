@@ -3,7 +3,7 @@
  *
  * | route | success | failures |
  * | --- | --- | --- |
- * | `POST /v1/auth/register` `{username, password}` | 201 `{userId}` | 400 `bad_request`, 409 `username_taken` |
+ * | `POST /v1/auth/register` `{username, password}` | 201 `{userId}` | 400 `bad_request`, 409 `username_taken`, 429 `rate_limited` |
  * | `POST /v1/auth/login` `{username, password, device?}` | 200 {@link TokenPair} | 400 `bad_request`, 401 `invalid_credentials` |
  * | `POST /v1/auth/refresh` `{refreshToken}` | 200 {@link TokenPair} | 400 `bad_request`, 401 `invalid_token` |
  *
@@ -22,12 +22,13 @@
  */
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { BadRequestError, ImError } from "../actors/errors.ts";
+import { BadRequestError, ImError, UnavailableError } from "../actors/errors.ts";
 import type { Store } from "../db/store.ts";
 import type { Logger } from "../observability/log.ts";
 import { errorResponse, httpError } from "./http_errors.ts";
 import type { LoginThrottle } from "./login_throttle.ts";
 import { newId } from "./ids.ts";
+import type { RegistrationThrottle } from "./registration_throttle.ts";
 import {
   DEFAULT_PASSWORD_ITERATIONS,
   hashPassword,
@@ -54,7 +55,9 @@ export interface AuthRoutesDeps {
   clock?: () => number;
   /** Throttles failed logins per username and IP (429 `rate_limited`); absent = none. */
   loginThrottle?: LoginThrottle;
-  /** The client's address for the throttle; default "". */
+  /** Throttles registrations per IP (429 `rate_limited` + `Retry-After`); absent = none. */
+  registrationThrottle?: RegistrationThrottle;
+  /** The client's address for the throttles; default "". */
   clientIp?: (c: Context) => string;
 }
 
@@ -95,15 +98,38 @@ export function authRoutes(deps: AuthRoutesDeps): Hono {
     if (!validatePassword(password)) {
       throw new BadRequestError("password must be 8-128 characters");
     }
-    // Cheap early answer; the store's unique constraint still decides races.
-    if (await store.getUserByUsername(username)) {
-      throw new ImError("username_taken", "Username is already taken");
+    // Taken after the input checks (a typo costs nothing) and before the store is asked.
+    const ticket = deps.registrationThrottle?.take(deps.clientIp?.(c) ?? "");
+    if (ticket && "retryAfterSec" in ticket) {
+      c.header("Retry-After", String(ticket.retryAfterSec));
+      return errorResponse(
+        c,
+        "rate_limited",
+        "Too many registrations from this address, retry later",
+        429,
+      );
     }
-    const userId = newUserId();
-    const passwordHash = await hashPassword(password, { iterations });
-    await store.createUser({ userId, username, passwordHash, createdAt: clock(), disabled: false });
-    logger?.info("user registered", { userId });
-    return c.json({ userId }, 201);
+    try {
+      // Cheap early answer; the store's unique constraint still decides races.
+      if (await store.getUserByUsername(username)) {
+        throw new ImError("username_taken", "Username is already taken");
+      }
+      const userId = newUserId();
+      const passwordHash = await hashPassword(password, { iterations });
+      await store.createUser({
+        userId,
+        username,
+        passwordHash,
+        createdAt: clock(),
+        disabled: false,
+      });
+      logger?.info("user registered", { userId });
+      return c.json({ userId }, 201);
+    } catch (err) {
+      // The store was down: the client is told to retry, so the retry must not be refused.
+      if (err instanceof UnavailableError) ticket?.refund();
+      throw err;
+    }
   });
 
   app.post("/v1/auth/login", async (c) => {

@@ -4,6 +4,7 @@ import type { Store } from "../db/store.ts";
 import { openSqliteStore } from "../db/store_sqlite.ts";
 import { authRoutes, type AuthRoutesDeps } from "./auth_routes.ts";
 import { hashIterations, verifyPassword } from "./password.ts";
+import { RegistrationThrottle } from "./registration_throttle.ts";
 import { TokenService } from "./tokens.ts";
 
 const SECRET = "test-secret-test-secret-test-secret!";
@@ -396,6 +397,56 @@ Deno.test("a store outage answers 503 unavailable without internal details", asy
       assert.doesNotMatch(json.error.message, /sqlite/i);
     }
   });
+});
+
+Deno.test("registrations are throttled per client address with 429 rate_limited and Retry-After", async () => {
+  const registrationThrottle = new RegistrationThrottle({ perIpPerHour: 2, now: () => 0 });
+  await withApp(async ({ post }) => {
+    const from = (ip: string) => ({ "x-test-ip": ip });
+    // Input that breaks the rules is answered before the throttle: it costs nothing.
+    for (let i = 0; i < 3; i++) {
+      await expectError(
+        await post("/v1/auth/register", { username: "x", password: "password1" }, from("a")),
+        400,
+        "bad_request",
+      );
+    }
+    for (const name of ["ivan", "judy"]) {
+      const res = await post(
+        "/v1/auth/register",
+        { username: name, password: "password1" },
+        from("a"),
+      );
+      assert.equal(res.status, 201);
+    }
+    const refused = await post(
+      "/v1/auth/register",
+      { username: "kate", password: "password1" },
+      from("a"),
+    );
+    assert.equal(refused.headers.get("retry-after"), "1800");
+    await expectError(refused, 429, "rate_limited");
+    const other = await post(
+      "/v1/auth/register",
+      { username: "kate", password: "password1" },
+      from("b"),
+    );
+    assert.equal(other.status, 201, "another address has its own allowance");
+  }, { registrationThrottle, clientIp: (c) => c.req.header("x-test-ip") ?? "" });
+});
+
+Deno.test("a registration the store could not serve gives its allowance back", async () => {
+  const registrationThrottle = new RegistrationThrottle({ perIpPerHour: 1, now: () => 0 });
+  await withApp(async ({ post, store }) => {
+    await store.close();
+    for (let i = 0; i < 3; i++) {
+      await expectError(
+        await post("/v1/auth/register", { username: "lena", password: "password1" }),
+        503,
+        "unavailable",
+      );
+    }
+  }, { registrationThrottle });
 });
 
 Deno.test("other methods and paths are not routes of this app", async () => {

@@ -12,12 +12,11 @@
  * limit stops one address from spraying many accounts. (A locked-out owner waits at most a
  * minute per token; there is no permanent lock-out an attacker could trigger.)
  *
- * Memory is bounded: at most `maxKeys` buckets per kind are kept; buckets that have refilled are
- * forgotten first (forgetting a full bucket changes nothing), then the oldest.
+ * Memory is bounded: at most `maxKeys` buckets per kind are kept (see keyed_buckets.ts).
  *
  * @module
  */
-import { TokenBucket } from "./rate_limit.ts";
+import { KeyedBuckets } from "./keyed_buckets.ts";
 
 /** Settings of {@link LoginThrottle}. */
 export interface LoginThrottleOptions {
@@ -42,42 +41,6 @@ export interface LoginAttempt {
   succeeded(): void;
 }
 
-class KeyedBuckets {
-  readonly #map = new Map<string, TokenBucket>();
-  constructor(
-    private readonly perMinute: number,
-    private readonly maxKeys: number,
-    private readonly now: () => number,
-  ) {}
-
-  get(key: string): TokenBucket {
-    let b = this.#map.get(key);
-    if (!b) {
-      if (this.#map.size >= this.maxKeys) this.#prune();
-      b = new TokenBucket(this.perMinute / 60, this.perMinute, this.now);
-      this.#map.set(key, b);
-    }
-    return b;
-  }
-
-  #prune(): void {
-    for (const [k, b] of this.#map) if (b.full()) this.#map.delete(k);
-    // Still full of throttled keys: drop the oldest (insertion order) to stay bounded.
-    const excess = this.#map.size - Math.floor(this.maxKeys * 0.9);
-    if (excess > 0) {
-      let i = 0;
-      for (const k of this.#map.keys()) {
-        if (i++ >= excess) break;
-        this.#map.delete(k);
-      }
-    }
-  }
-
-  get size(): number {
-    return this.#map.size;
-  }
-}
-
 /** Per-username and per-address login throttle of one node. */
 export class LoginThrottle {
   readonly #users: KeyedBuckets;
@@ -85,16 +48,10 @@ export class LoginThrottle {
   constructor(options: LoginThrottleOptions = {}) {
     const now = options.now ?? performance.now.bind(performance);
     const maxKeys = options.maxKeys ?? 100_000;
-    this.#users = new KeyedBuckets(
-      options.perUserPerMinute ?? DEFAULT_LOGIN_PER_USER_PER_MIN,
-      maxKeys,
-      now,
-    );
-    this.#ips = new KeyedBuckets(
-      options.perIpPerMinute ?? DEFAULT_LOGIN_PER_IP_PER_MIN,
-      maxKeys,
-      now,
-    );
+    const perUser = options.perUserPerMinute ?? DEFAULT_LOGIN_PER_USER_PER_MIN;
+    const perIp = options.perIpPerMinute ?? DEFAULT_LOGIN_PER_IP_PER_MIN;
+    this.#users = new KeyedBuckets(perUser / 60, perUser, maxKeys, now);
+    this.#ips = new KeyedBuckets(perIp / 60, perIp, maxKeys, now);
   }
 
   /**

@@ -80,6 +80,12 @@ export class TokenBucket {
     this.#tokens = Math.min(this.burst, this.#tokens + 1);
   }
 
+  /** Milliseconds until a token is available (0 when one is). */
+  msUntilToken(): number {
+    this.#refill();
+    return this.#tokens >= 1 ? 0 : ((1 - this.#tokens) / this.rate) * 1000;
+  }
+
   /** Whether the bucket has refilled completely (so forgetting it changes nothing). */
   full(): boolean {
     this.#refill();

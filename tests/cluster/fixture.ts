@@ -48,6 +48,7 @@ export async function startCluster(
     PASSWORD_ITERATIONS: "1000",
     // Every test user signs up from 127.0.0.1: the per-IP login throttle is not under test here.
     LOGIN_ATTEMPTS_PER_IP_PER_MIN: "100000",
+    REGISTRATIONS_PER_IP_PER_HOUR: "100000",
     ...extra,
   };
   const sql = postgres(db.url, { max: 2, onnotice: () => {} });

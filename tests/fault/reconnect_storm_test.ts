@@ -23,6 +23,7 @@ Deno.test("5,000 clients connect, drop and reconnect at once within a bounded ti
     LOG_LEVEL: "warn",
     // Every storm client comes from 127.0.0.1: lift the per-IP budget for this test.
     MAX_UNAUTH_PER_IP: "20000",
+    REGISTRATIONS_PER_IP_PER_HOUR: "20000",
   });
   try {
     const tag = crypto.randomUUID().slice(0, 6);

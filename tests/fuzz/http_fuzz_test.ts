@@ -32,6 +32,7 @@ Deno.test("invalid JSON, wrong content types and prototype keys answer 4xx with 
     // Throttling is tested elsewhere; here every request should reach the parser.
     LOGIN_ATTEMPTS_PER_USER_PER_MIN: "100000",
     LOGIN_ATTEMPTS_PER_IP_PER_MIN: "100000",
+    REGISTRATIONS_PER_IP_PER_HOUR: "100000",
   });
   try {
     const post = (path: string, body: BodyInit, type?: string) =>

@@ -121,6 +121,34 @@ Deno.test("failed logins are throttled per username and per IP with 429 rate_lim
   }
 });
 
+Deno.test("registrations from one address are throttled with 429 rate_limited and Retry-After", async () => {
+  const node = await testNode({ REGISTRATIONS_PER_IP_PER_HOUR: "2" });
+  const register = (username: string) =>
+    fetch(`${node.url}/v1/auth/register`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ username, password: "correct horse battery" }),
+    });
+  try {
+    // Concurrent registrations cannot outrun the count either.
+    const names = Array.from({ length: 4 }, (_, i) => uname(`reg${i}`));
+    const all = await Promise.all(names.map(register));
+    const statuses = all.map((r) => r.status).sort();
+    assert.deepEqual(statuses, [201, 201, 429, 429]);
+    const refused = all.find((r) => r.status === 429)!;
+    assert.ok(Number(refused.headers.get("retry-after")) >= 1);
+    assert.equal((await refused.json()).error.code, "rate_limited");
+    for (const r of all) if (!r.bodyUsed) await r.body?.cancel();
+    // The accounts that were let through work; logins are not counted against registrations.
+    const created = names.filter((_, i) => all[i].status === 201);
+    for (const name of created) {
+      assert.equal((await loginReq(node.url, name, "correct horse battery")).status, 200);
+    }
+  } finally {
+    await node.stop();
+  }
+});
+
 function sendFrame(id: number, to: string): F {
   return { op: "send", id, to: { user: to }, cmid: `m${id}`, body: { type: "text", text: "x" } };
 }

@@ -18,6 +18,8 @@ export async function testNode(
     DATA_DIR: dir,
     PASSWORD_ITERATIONS: "1000",
     LOG_LEVEL: "error",
+    // Tests register many users from 127.0.0.1 (tests/security sets its own limit).
+    REGISTRATIONS_PER_IP_PER_HOUR: "100000",
     ...env,
   });
   const node = await startNode(config, {
