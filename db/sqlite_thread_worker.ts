@@ -15,7 +15,9 @@ import {
   type CallRequest,
   errorToWire,
   type OpenRequest,
+  packValue,
   type Reply,
+  unpackValue,
 } from "./sqlite_thread_wire.ts";
 
 let store: Store | null = null;
@@ -47,10 +49,14 @@ self.onmessage = async (ev: MessageEvent<OpenRequest | CallRequest>) => {
     if (typeof fn !== "function") throw new Error(`Unknown store method ${msg.method}`);
     // The SQLite store settles before returning (it is synchronous inside), so awaiting here
     // keeps calls strictly one after another.
-    reply = { id: msg.id, ok: true, value: await fn.apply(store, msg.args) };
+    if (msg.packed) {
+      const value = await fn.apply(store, [unpackValue(msg.packed)]);
+      reply = { id: msg.id, ok: true, value: undefined, packed: packValue(value) };
+    } else reply = { id: msg.id, ok: true, value: await fn.apply(store, msg.args) };
   } catch (err) {
     reply = { id: msg.id, ok: false, error: errorToWire(err) };
   }
-  self.postMessage(reply);
+  if (reply.ok && reply.packed) self.postMessage(reply, [reply.packed.buffer]);
+  else self.postMessage(reply);
   if (msg.method === "close" && reply.ok) self.close();
 };

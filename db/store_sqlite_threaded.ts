@@ -21,14 +21,17 @@
  * @module
  */
 import { UnavailableError } from "../actors/errors.ts";
-import type { Store } from "./store.ts";
+import type { AppendRequest, Store } from "./store.ts";
 import type { SqliteStoreOptions } from "./store_sqlite.ts";
 import { createLogger, type Logger } from "../observability/log.ts";
 import {
   type CallRequest,
   errorFromWire,
   type OpenRequest,
+  packValue,
   type Reply,
+  shouldPack,
+  unpackValue,
 } from "./sqlite_thread_wire.ts";
 
 interface Pending {
@@ -102,7 +105,12 @@ class ThreadClient {
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       try {
-        worker.postMessage({ type: "call", id, method, args } satisfies CallRequest);
+        if (method === "append" && shouldPack(args[0] as AppendRequest[])) {
+          const packed = packValue(args[0]);
+          worker.postMessage({ type: "call", id, method, args: [], packed } satisfies CallRequest, [
+            packed.buffer,
+          ]);
+        } else worker.postMessage({ type: "call", id, method, args } satisfies CallRequest);
       } catch (err) {
         // An argument that cannot be cloned (a caller bug): fail this call only.
         this.#pending.delete(id);
@@ -135,7 +143,7 @@ class ThreadClient {
       const pending = this.#pending.get(reply.id);
       if (!pending) return;
       this.#pending.delete(reply.id);
-      if (reply.ok) pending.resolve(reply.value);
+      if (reply.ok) pending.resolve(reply.packed ? unpackValue(reply.packed) : reply.value);
       else pending.reject(errorFromWire(reply.error));
     };
     worker.onerror = (ev) => {
