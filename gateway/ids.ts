@@ -10,11 +10,23 @@ const ALPHABET = "abcdefghijklmnopqrstuvwxyz234567";
 /** Length of the random part of an id. */
 export const ID_RANDOM_LENGTH = 20;
 
+/**
+ * CSPRNG bytes drawn a page at a time: one call into the platform per 4 KiB instead of one per
+ * id (ids are made per message). Each byte is used once.
+ */
+const POOL = new Uint8Array(4096);
+let poolAt = POOL.length;
+
 /** `n` lowercase base32 characters, each uniformly random (5 bits of a CSPRNG byte, no bias). */
 export function randomBase32(n: number): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(n));
   let out = "";
-  for (let i = 0; i < n; i++) out += ALPHABET[bytes[i] & 31];
+  for (let i = 0; i < n; i++) {
+    if (poolAt === POOL.length) {
+      crypto.getRandomValues(POOL);
+      poolAt = 0;
+    }
+    out += ALPHABET[POOL[poolAt++] & 31];
+  }
   return out;
 }
 
