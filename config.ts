@@ -62,6 +62,12 @@ export interface Config {
   mediaMaxBytes: number;
   /** Accepted media types, sniffed from the bytes (MEDIA_TYPES, comma-separated). */
   mediaTypes: string[];
+  /**
+   * Where uploaded media bytes live (MEDIA_STORE): `disk` (MEDIA_DIR) or `postgres` (the
+   * `media_blobs` table of DATABASE_URL). Default `postgres` in cluster mode when MEDIA_DIR is not
+   * set (no directory every node shares), else `disk`.
+   */
+  mediaStore: "disk" | "postgres";
   /** Where the disk blob store keeps media (MEDIA_DIR). Default `<dataDir>/media`. */
   mediaDir: string;
   /** Per-connection request budget per second before `rate_limited`. Default 200. */
@@ -214,6 +220,15 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
       "Cluster mode needs JWT_SECRET or JWT_SECRET_FILE: every node must share the signing key",
     );
   }
+  const mediaStore = env.MEDIA_STORE?.trim() ||
+    // A cluster without a directory every node shares keeps media in its shared database.
+    (mode === "cluster" && !env.MEDIA_DIR?.trim() ? "postgres" : "disk");
+  if (mediaStore !== "disk" && mediaStore !== "postgres") {
+    throw new ConfigError(`MEDIA_STORE must be "disk" or "postgres", got "${mediaStore}"`);
+  }
+  if (mediaStore === "postgres" && !databaseUrl) {
+    throw new ConfigError("MEDIA_STORE=postgres needs DATABASE_URL");
+  }
   const logLevel = env.LOG_LEVEL?.trim() || "info";
   if (!isLogLevel(logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of debug, info, warn, error, got "${logLevel}"`);
@@ -259,6 +274,7 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     recallWindowSec: int(env, "RECALL_WINDOW_SEC", 120, 0, 365 * 86_400),
     mediaMaxBytes: int(env, "MEDIA_MAX_BYTES", 10 * 1_048_576, 1_024, 1 << 30),
     mediaTypes: mediaTypes(env),
+    mediaStore,
     mediaDir: env.MEDIA_DIR?.trim() || `${env.DATA_DIR?.trim() || "./data"}/media`,
     rateLimitPerSec: int(env, "RATE_LIMIT_PER_SEC", 200, 1, 1_000_000),
     userRateLimitPerSec: int(env, "USER_RATE_LIMIT_PER_SEC", 400, 1, 1_000_000),

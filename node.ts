@@ -43,6 +43,8 @@ import { NODE_ADDRESS, NodeControl } from "./gateway/admin_control.ts";
 import { adminRoutes } from "./gateway/admin_routes.ts";
 import { mediaRoutes } from "./gateway/media_routes.ts";
 import { openDiskBlobStore } from "./media/blob_store_disk.ts";
+import { openPostgresBlobStore } from "./media/blob_store_postgres.ts";
+import type { BlobStore } from "./media/blob_store.ts";
 import { dependencyMetrics, instrument } from "./observability/instrument.ts";
 import { RuntimeSampler } from "./observability/runtime_sampler.ts";
 
@@ -338,11 +340,18 @@ export async function startNode(config: Config, options: NodeOptions = {}): Prom
         directory,
       },
     });
+    let blobs: BlobStore;
+    if (config.mediaStore === "postgres") {
+      const pg = openPostgresBlobStore(config.databaseUrl!);
+      cleanups.push(() => pg.close());
+      // Timed and counted with the other Postgres calls (op put/get/delete).
+      blobs = instrument(pg, "postgres", deps, ["put", "get", "delete"]);
+    } else blobs = openDiskBlobStore(config.mediaDir);
     app.route(
       "/",
       mediaRoutes({
         store,
-        blobs: openDiskBlobStore(config.mediaDir),
+        blobs,
         tokens: sessionTokens,
         actors: router,
         newId,

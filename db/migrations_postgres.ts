@@ -899,4 +899,19 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     // layout is unchanged and im_append stays: nodes of both versions can run side by side.
     sql: IM_APPEND_TWO_STEP,
   },
+  {
+    version: 8,
+    description: "media bytes in Postgres: the blob store every node of a cluster shares",
+    // Read and written by media/blob_store_postgres.ts only (the Store keeps the media records).
+    // Uploads are already-compressed images: EXTERNAL keeps them out of line without trying to
+    // compress them again.
+    sql: `
+      CREATE TABLE media_blobs (
+        media_id text PRIMARY KEY,
+        data bytea NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+      ALTER TABLE media_blobs ALTER COLUMN data SET STORAGE EXTERNAL;
+    `,
+  },
 ];

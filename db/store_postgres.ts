@@ -26,6 +26,7 @@
  * @module
  */
 import postgres from "postgres";
+import { isConnectionLoss } from "./postgres_errors.ts";
 import { FencedError, ImError, UnavailableError } from "../actors/errors.ts";
 import {
   MIGRATION_LOCK_KEY,
@@ -1343,23 +1344,6 @@ async function reactionsOf(sql: Sql, mids: string[]): Promise<Map<string, Reacti
   return out;
 }
 
-/** Driver error codes (Node-style and postgres.js's own) of a lost or unreachable server. */
-const CONNECTION_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "EPIPE",
-  "ETIMEDOUT",
-  "ENOTFOUND",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EAI_AGAIN",
-  "CONNECTION_CLOSED",
-  "CONNECTION_ENDED",
-  "CONNECTION_DESTROYED",
-  "CONNECT_TIMEOUT",
-]);
-
 function sqlState(err: unknown): string | undefined {
   if (err instanceof postgres.PostgresError) return err.code;
   return undefined;
@@ -1369,14 +1353,6 @@ function sqlState(err: unknown): string | undefined {
 function isConflict(err: unknown): boolean {
   const state = sqlState(err);
   return state === "40001" || state === "40P01";
-}
-
-/** The connection failed or the server is going away (restart, failover, admin kill). */
-function isConnectionLoss(err: unknown): boolean {
-  const state = sqlState(err);
-  if (state !== undefined) return state.startsWith("08") || state.startsWith("57P");
-  const code = (err as { code?: unknown }).code;
-  return typeof code === "string" && CONNECTION_CODES.has(code);
 }
 
 /** Maps a postgres.js error to the port's error classes; others are returned unchanged. */
@@ -1402,9 +1378,10 @@ function translateError(err: unknown): unknown {
     }
     return err;
   }
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === "string" && CONNECTION_CODES.has(code)) {
-    return new UnavailableError(`Postgres unavailable: ${code}`, { cause: err });
+  if (isConnectionLoss(err)) {
+    return new UnavailableError(`Postgres unavailable: ${(err as { code?: unknown }).code}`, {
+      cause: err,
+    });
   }
   return err;
 }

@@ -12,7 +12,9 @@
  * - `get` resolves null for a key that was never written (or was deleted).
  * - Failures to reach the storage surface as {@link UnavailableError}.
  *
- * Adapters: `blob_store_disk.ts` (a directory, by default `DATA_DIR/media`).
+ * Adapters: `blob_store_disk.ts` (a directory, by default `DATA_DIR/media`) and
+ * `blob_store_postgres.ts` (the `media_blobs` table; a cluster's default). Both pass
+ * `blob_store_contract.ts`.
  *
  * @module
  */

@@ -45,16 +45,35 @@ export class NodeProcess {
     return this.#stderr;
   }
 
-  /** Starts a node and waits until `/healthz` answers 200. */
+  /**
+   * Starts a node and waits until `/healthz` answers 200. Without a DATA_DIR in `env` the node
+   * gets a directory of its own (removed when it exits): nodes share nothing on disk, as on
+   * separate machines.
+   */
   static async start(env: Record<string, string>): Promise<NodeProcess> {
     const port = freePort();
+    const ownDir = env.DATA_DIR ? null : Deno.makeTempDirSync({ prefix: "im_node_" });
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", MAIN],
-      env: { PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
+      env: {
+        PORT: String(port),
+        HOST: "127.0.0.1",
+        LOG_LEVEL: "info",
+        ...(ownDir ? { DATA_DIR: ownDir } : {}),
+        ...env,
+      },
       stdout: "piped",
       stderr: "piped",
     }).spawn();
     const node = new NodeProcess(port, env, child);
+    if (ownDir) {
+      // Synchronous: the removal is done by the time whoever awaits the exit goes on.
+      node.exited.finally(() => {
+        try {
+          Deno.removeSync(ownDir, { recursive: true });
+        } catch { /* already gone */ }
+      });
+    }
     const end = Date.now() + 30_000;
     while (Date.now() < end) {
       try {

@@ -1,6 +1,7 @@
 /**
- * Message features across two real node processes (shared Redis, NATS, Postgres and media
- * directory): a media item uploaded on one node is served on the other to a participant only,
+ * Message features across two real node processes (shared Redis, NATS and Postgres; no shared
+ * directory, so media bytes go to Postgres, the cluster default): a media item uploaded on one
+ * node is served on the other to a participant only,
  * and reactions, read receipts and conversation-list changes made on one node reach devices
  * connected to the other.
  */
@@ -10,8 +11,7 @@ import { png } from "../../media/testing_images.ts";
 import { startCluster, uname } from "./fixture.ts";
 
 Deno.test("two nodes: media, reactions, read receipts and conversation-list pushes cross nodes", async () => {
-  const mediaDir = await Deno.makeTempDir({ prefix: "im_cluster_media_" });
-  const cluster = await startCluster(2, { MEDIA_DIR: mediaDir });
+  const cluster = await startCluster(2);
   const clients: TestClient[] = [];
   try {
     const [n0, n1] = cluster.nodes.map((n) => n.url);
@@ -70,6 +70,5 @@ Deno.test("two nodes: media, reactions, read receipts and conversation-list push
   } finally {
     for (const client of clients) await client.close();
     await cluster.stop();
-    await Deno.remove(mediaDir, { recursive: true });
   }
 });
