@@ -8,11 +8,13 @@
  *
  * Frames are dispatched in the order they arrive (requests are pipelined, so a slow request does
  * not hold later ones back, and the mailbox of each actor keeps their order). Frames that arrive
- * while `auth` is in flight wait for it. Output frames queued in one tick leave as one WebSocket
- * message (several frames back to back), which is what keeps the per-delivery write cost down.
+ * while `auth` is in flight wait for it. Output frames queued in one event-loop turn leave as one
+ * WebSocket message (several frames back to back), which is what keeps the per-delivery write
+ * cost down.
  *
  * @module
  */
+import { atEndOfTurn } from "./turn_flush.ts";
 import { type ImError, toImError } from "../actors/errors.ts";
 import { userActor } from "../actors/im/conversation_ids.ts";
 import type { Logger } from "../observability/log.ts";
@@ -168,7 +170,10 @@ export class Session implements Connection {
     return this.#device;
   }
 
-  /** Queues a frame; frames queued in one tick leave as one WebSocket message. */
+  /**
+   * Queues a frame; frames queued in one event-loop turn leave as one WebSocket message
+   * (turn_flush.ts).
+   */
   push(frame: Record<string, unknown>): void {
     this.pushSeq(frame);
   }
@@ -179,7 +184,7 @@ export class Session implements Connection {
     (this.#out ??= []).push(frame);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      queueMicrotask(() => this.#flush());
+      atEndOfTurn(this.#flushFn);
     }
   }
 
@@ -198,6 +203,8 @@ export class Session implements Connection {
     if (code === CloseCode.restarting) this.#inPresence = false;
     this.#detach();
   }
+
+  readonly #flushFn = () => this.#flush();
 
   #flush(): void {
     this.#flushScheduled = false;
