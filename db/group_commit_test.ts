@@ -58,6 +58,26 @@ class ControlledStore implements Pick<Store, "append"> {
   }
 }
 
+/**
+ * A store that commits synchronously (like node:sqlite), holding the thread for `holdMs`, and
+ * records each batch's size in `batches`.
+ */
+function blockingStore(batches: number[], holdMs: number): Pick<Store, "append" | "blocksThread"> {
+  return {
+    blocksThread: true,
+    append(batch) {
+      batches.push(batch.length);
+      const end = performance.now() + holdMs;
+      while (performance.now() < end) { /* the commit holds the thread */ }
+      return Promise.resolve(batch.map((r) => ({
+        status: "stored" as const,
+        message: { ...r, cseq: r.ts },
+        seqs: {},
+      })));
+    },
+  };
+}
+
 /** Lets queued microtasks and promise callbacks run. */
 async function settle(): Promise<void> {
   for (let i = 0; i < 5; i++) await Promise.resolve();
@@ -133,17 +153,7 @@ Deno.test("the next batch is handed to the store before the finished batch's res
 
 Deno.test("a blocking store hands out a batch's results before it commits the next", async () => {
   const batches: number[] = [];
-  const blocking: Pick<Store, "append" | "blocksThread"> = {
-    blocksThread: true,
-    append(batch) {
-      batches.push(batch.length);
-      return Promise.resolve(batch.map((r) => ({
-        status: "stored" as const,
-        message: { ...r, cseq: r.ts },
-        seqs: {},
-      })));
-    },
-  };
+  const blocking = blockingStore(batches, 0);
   const commits = new GroupCommit(blocking, { maxLingerMs: 0 });
   const committedWhenSettled: number[] = [];
   const first = commits.append(request(1)).then(() => committedWhenSettled.push(batches.length));
@@ -297,21 +307,8 @@ Deno.test("batches also hold at most maxRows recipients, and a larger request go
 });
 
 Deno.test("after a blocking commit, requests arriving within the linger join one batch", async () => {
-  // A store that commits synchronously (like node:sqlite) for 20 ms, holding the thread.
   const batches: number[] = [];
-  const blocking: Pick<Store, "append" | "blocksThread"> = {
-    blocksThread: true,
-    append(batch) {
-      batches.push(batch.length);
-      const end = performance.now() + 20;
-      while (performance.now() < end) { /* the commit holds the thread */ }
-      return Promise.resolve(batch.map((r) => ({
-        status: "stored" as const,
-        message: { ...r, cseq: r.ts },
-        seqs: {},
-      })));
-    },
-  };
+  const blocking = blockingStore(batches, 20);
   const commits = new GroupCommit(blocking, { maxLingerMs: 100 });
   const first = commits.append(request(1));
   // Requests that arrive from the event loop (other sockets) while the first commit runs: each

@@ -224,53 +224,56 @@ Deno.test("an idempotent call whose connection dies is retried once on a fresh c
   });
 });
 
-Deno.test("a call the server never answers rejects with UnavailableError at its deadline", async () => {
-  // A listener that accepts connections and never says a word, like a hung server.
+/**
+ * Runs `fn` with the URL of a server that accepts connections and never says a word, like a
+ * hung server; `connections()` tells how many it accepted.
+ */
+async function withSilentServer(
+  fn: (url: string, connections: () => number) => Promise<void>,
+): Promise<void> {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const held: Deno.Conn[] = [];
   const accepting = (async () => {
     for await (const conn of listener) held.push(conn);
   })();
-  const store = openPostgresStore(`postgres://postgres@127.0.0.1:${listener.addr.port}/x`, {
-    connectTimeoutSeconds: 30,
-    callTimeoutMs: 200,
-  });
   try {
-    const started = Date.now();
-    await assert.rejects(store.latestSeq("u_1"), UnavailableError);
-    await assert.rejects(store.append([request("u_1", "c1", "g:x")]), UnavailableError);
-    assert.ok(Date.now() - started < 5000);
+    await fn(`postgres://postgres@127.0.0.1:${listener.addr.port}/x`, () => held.length);
   } finally {
-    await store.close();
     listener.close();
     await accepting;
     for (const conn of held) conn.close();
   }
+}
+
+Deno.test("a call the server never answers rejects with UnavailableError at its deadline", async () => {
+  await withSilentServer(async (url) => {
+    const store = openPostgresStore(url, { connectTimeoutSeconds: 30, callTimeoutMs: 200 });
+    try {
+      const started = Date.now();
+      await assert.rejects(store.latestSeq("u_1"), UnavailableError);
+      await assert.rejects(store.append([request("u_1", "c1", "g:x")]), UnavailableError);
+      assert.ok(Date.now() - started < 5000);
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 Deno.test("start-up against a server that accepts and never answers fails with UnavailableError within the connect timeout", async () => {
   // migrate() has no call deadline (a schema version may convert much data), so what bounds it
   // here is the connect timeout: it covers the whole start-up exchange, not only TCP.
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const held: Deno.Conn[] = [];
-  const accepting = (async () => {
-    for await (const conn of listener) held.push(conn);
-  })();
-  const store = openPostgresStore(`postgres://postgres@127.0.0.1:${listener.addr.port}/x`, {
-    connectTimeoutSeconds: 1,
+  await withSilentServer(async (url, connections) => {
+    const store = openPostgresStore(url, { connectTimeoutSeconds: 1 });
+    try {
+      const started = Date.now();
+      await assert.rejects(store.migrate(), UnavailableError);
+      // One attempt and the retry on a fresh pool, each cut off after a second.
+      assert.ok(Date.now() - started < 10_000);
+      assert.ok(connections() >= 1, "the store did connect");
+    } finally {
+      await store.close();
+    }
   });
-  try {
-    const started = Date.now();
-    await assert.rejects(store.migrate(), UnavailableError);
-    // One attempt and the retry on a fresh pool, each cut off after a second.
-    assert.ok(Date.now() - started < 10_000);
-    assert.ok(held.length >= 1, "the store did connect");
-  } finally {
-    await store.close();
-    listener.close();
-    await accepting;
-    for (const conn of held) conn.close();
-  }
 });
 
 function request(from: string, cmid: string, conv: string, extra: Partial<AppendRequest> = {}) {
