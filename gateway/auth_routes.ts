@@ -4,7 +4,7 @@
  * | route | success | failures |
  * | --- | --- | --- |
  * | `POST /v1/auth/register` `{username, password}` | 201 `{userId}` | 400 `bad_request`, 409 `username_taken`, 429 `rate_limited` |
- * | `POST /v1/auth/login` `{username, password, device?}` | 200 {@link TokenPair} | 400 `bad_request`, 401 `invalid_credentials` |
+ * | `POST /v1/auth/login` `{username, password, device?}` | 200 {@link TokenPair} | 400 `bad_request`, 401 `invalid_credentials`, 429 `rate_limited` |
  * | `POST /v1/auth/refresh` `{refreshToken}` | 200 {@link TokenPair} | 400 `bad_request`, 401 `invalid_token` |
  *
  * Every error body is `{"error": {"code", "message"}}`. A body is malformed (400 `bad_request`)
