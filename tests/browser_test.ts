@@ -1,7 +1,8 @@
 /**
  * The web client and the admin console in headless Chromium (playwright-core driving
  * /usr/bin/chromium; `.ci/run` installs it): two people in two browser contexts sign up, find
- * each other, become friends, chat, and see each other's read receipts; an admin, in a third
+ * each other, become friends, chat, see each other's read receipts, react to, edit and recall
+ * messages and see the others' changes live; an admin, in a third
  * context, forces one of them out from the console, and that browser shows it.
  *
  * A second test covers scroll-back through history, creating a group and sending an image.
@@ -96,6 +97,29 @@ Deno.test({
         .waitFor();
       assert.equal(await convOnB.getByLabel(/unread/).count(), 0);
       if (SCREENSHOTS) await b.screenshot({ path: "docs/web-client.png" });
+
+      // Bob reacts to Alice's message; Alice sees the reaction live.
+      const hiOnB = b.getByRole("log").locator(".msg", { hasText: "Hi Bob!" });
+      await hiOnB.hover();
+      await hiOnB.getByRole("button", { name: "React 👍" }).click();
+      await aliceMsg.getByRole("button", { name: `👍 1: ${bob}` }).waitFor();
+      await hiOnB.getByRole("button", { name: "Remove 👍" }).waitFor();
+
+      // Alice edits it; Bob sees the new text marked as edited.
+      await aliceMsg.hover();
+      await aliceMsg.getByRole("button", { name: "Edit" }).click();
+      await a.getByLabel("Edit message").fill("Hi Bob, how are you?");
+      await a.getByLabel("Edit message").press("Enter");
+      const editedOnB = b.getByRole("log").locator(".msg", { hasText: "Hi Bob, how are you?" });
+      await editedOnB.getByText("edited").waitFor();
+      assert.equal(await b.getByRole("log").getByText("Hi Bob!").count(), 0);
+
+      // Bob recalls his answer; it is gone from Alice's chat.
+      const answer = b.getByRole("log").locator(".msg.mine", { hasText: "Hello Alice" });
+      await answer.hover();
+      await answer.getByRole("button", { name: "Recall" }).click();
+      await a.getByRole("log").getByText("Message recalled").waitFor();
+      assert.equal(await a.getByRole("log").getByText("Hello Alice").count(), 0);
 
       // An admin forces Alice out from the console.
       await fetch(`${node.url}/v1/auth/register`, {

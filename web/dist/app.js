@@ -3455,6 +3455,7 @@ function clock(ts) {
 }
 
 // web/src/app.ts
+var QUICK_REACTION = "\u{1F44D}";
 var client = new ImClient({
   baseUrl: location.origin,
   device: deviceId(),
@@ -3950,13 +3951,16 @@ function directConv(userId) {
   return me <= userId ? `d:${me}:${userId}` : `d:${userId}:${me}`;
 }
 function toMessage(m) {
-  return {
+  const msg = {
     mid: m.mid,
     cseq: m.cseq,
     from: m.from,
     ts: m.ts,
     body: m.body,
   };
+  const reactions = m.reactions;
+  if (Array.isArray(reactions)) msg.reactions = reactions;
+  return msg;
 }
 function key(m) {
   return m.pending ? `p:${m.pending}` : `c:${m.cseq}`;
@@ -4261,7 +4265,7 @@ function messageEl(c, m) {
     content = h("div", {
       class: "body",
     }, String(m.body.text ?? ""));
-  } else if (m.body.recalled) {
+  } else if (m.body.type === "recalled") {
     content = h("div", {
       class: "body muted",
     }, "Message recalled");
@@ -4270,6 +4274,7 @@ function messageEl(c, m) {
       class: "body muted",
     }, `[${m.body.type}]`);
   }
+  const live = !m.pending && m.body.type !== "recalled";
   return h(
     "div",
     {
@@ -4280,11 +4285,17 @@ function messageEl(c, m) {
       class: "author",
     }, mine ? "You" : nameOf(m.from)),
     content,
+    live && m.reactions?.length ? reactionsEl(c, m) : null,
     h(
       "span",
       {
         class: "meta",
       },
+      m.body.edited
+        ? h("span", {
+          class: "edited",
+        }, "edited")
+        : null,
       h("time", {
         datetime: new Date(m.ts).toISOString(),
       }, clock(m.ts)),
@@ -4294,7 +4305,141 @@ function messageEl(c, m) {
         }, statusOf(c, m))
         : null,
     ),
+    live ? actionsEl(c, m, mine) : null,
   );
+}
+function reactionsEl(c, m) {
+  const me = state.me?.userId ?? "";
+  return h(
+    "div",
+    {
+      class: "reactions",
+    },
+    ...m.reactions.map((r) => {
+      const mineToo = r.users.includes(me);
+      return h("button", {
+        type: "button",
+        class: "reaction",
+        "aria-pressed": mineToo ? "true" : "false",
+        "aria-label": `${r.emoji} ${r.count}: ${r.users.map(nameOf).join(", ")}`,
+        onclick: () => react(c, m, r.emoji, !mineToo),
+      }, `${r.emoji} ${r.count}`);
+    }),
+  );
+}
+function actionsEl(c, m, mine) {
+  const reacted =
+    m.reactions?.some((r) =>
+      r.emoji === QUICK_REACTION && r.users.includes(state.me?.userId ?? "")
+    ) ?? false;
+  return h(
+    "div",
+    {
+      class: "actions",
+    },
+    h("button", {
+      type: "button",
+      class: "link",
+      "aria-label": reacted ? `Remove ${QUICK_REACTION}` : `React ${QUICK_REACTION}`,
+      onclick: () => react(c, m, QUICK_REACTION, !reacted),
+    }, QUICK_REACTION),
+    mine && m.body.type === "text"
+      ? h("button", {
+        type: "button",
+        class: "link",
+        onclick: () => startEdit(c, m),
+      }, "Edit")
+      : null,
+    mine
+      ? h("button", {
+        type: "button",
+        class: "link",
+        onclick: () => recall(c, m),
+      }, "Recall")
+      : null,
+  );
+}
+async function react(c, m, emoji, on) {
+  try {
+    const ok = await client.request(on ? "msg.react" : "msg.unreact", {
+      conv: c.conv,
+      mid: m.mid,
+      emoji,
+    });
+    applyUpdate(c, m.mid, {
+      reactions: ok.reactions,
+    });
+  } catch (err) {
+    flash(describe(err));
+  }
+}
+async function recall(c, m) {
+  try {
+    const ok = await client.request("msg.recall", {
+      conv: c.conv,
+      mid: m.mid,
+    });
+    applyUpdate(c, m.mid, {
+      body: ok.body,
+    });
+  } catch (err) {
+    flash(describe(err));
+  }
+}
+function startEdit(c, m) {
+  const row = chat.querySelector(`.msg[data-cseq="${m.cseq}"]`);
+  const body = row?.querySelector(".body");
+  if (!row || !body) return;
+  const field = h("input", {
+    "aria-label": "Edit message",
+    value: String(m.body.text ?? ""),
+    maxlength: 4e3,
+  });
+  const save = async () => {
+    const text = field.value.trim();
+    if (!text || text === m.body.text) return renderMessages(c, false);
+    try {
+      const ok = await client.request("msg.edit", {
+        conv: c.conv,
+        mid: m.mid,
+        body: {
+          ...m.body,
+          text,
+        },
+      });
+      applyUpdate(c, m.mid, {
+        body: ok.body,
+      });
+    } catch (err) {
+      flash(describe(err));
+      renderMessages(c, false);
+    }
+  };
+  field.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter") save();
+    else if (ev.key === "Escape") renderMessages(c, false);
+  });
+  body.replaceWith(h(
+    "div",
+    {
+      class: "edit",
+    },
+    field,
+    h("button", {
+      type: "button",
+      onclick: save,
+    }, "Save"),
+  ));
+  field.focus();
+}
+function applyUpdate(c, mid, change) {
+  for (const [k, m] of c.messages) {
+    if (m.mid !== mid) continue;
+    if (change.deleted) c.messages.delete(k);
+    if (change.body) m.body = change.body;
+    if (change.reactions) m.reactions = change.reactions;
+  }
+  if (state.active === c.conv) renderMessages(c, false);
 }
 function statusOf(c, m) {
   if (m.failed) return "Not sent";
@@ -4629,6 +4774,24 @@ function onMsg(m) {
   renderConvList();
 }
 client.on("msg", onMsg);
+client.on("msg.updated", (f) => {
+  const c = state.convs.get(f.conv);
+  if (!c) return;
+  const mid = f.mid;
+  if (f.change === "reaction") {
+    applyUpdate(c, mid, {
+      reactions: f.reactions,
+    });
+  } else if (f.change === "edit" || f.change === "recall") {
+    applyUpdate(c, mid, {
+      body: f.body,
+    });
+  } else if (f.change === "delete") {
+    applyUpdate(c, mid, {
+      deleted: true,
+    });
+  }
+});
 client.on("read", (f) => {
   const c = state.convs.get(f.conv);
   if (!c || f.user === state.me?.userId) return;

@@ -39,7 +39,18 @@ interface ChatMessage {
   /** Set while the message is in the send queue. */
   pending?: string;
   failed?: boolean;
+  /** Totals per emoji, ordered by each emoji's earliest reaction (protocol.md). */
+  reactions?: Reaction[];
 }
+
+interface Reaction {
+  emoji: string;
+  count: number;
+  users: string[];
+}
+
+/** The one reaction the message toolbar offers (any emoji works over the protocol). */
+const QUICK_REACTION = "👍";
 
 interface Conv {
   conv: string;
@@ -472,7 +483,10 @@ function directConv(userId: string): string {
 }
 
 function toMessage(m: MsgFrame): ChatMessage {
-  return { mid: m.mid, cseq: m.cseq, from: m.from, ts: m.ts, body: m.body };
+  const msg: ChatMessage = { mid: m.mid, cseq: m.cseq, from: m.from, ts: m.ts, body: m.body };
+  const reactions = (m as { reactions?: unknown }).reactions;
+  if (Array.isArray(reactions)) msg.reactions = reactions as Reaction[];
+  return msg;
 }
 
 function key(m: ChatMessage): string {
@@ -736,23 +750,152 @@ function messageEl(c: Conv, m: ChatMessage): HTMLElement {
     content = h("div", { class: "body" }, img);
   } else if (m.body.type === "text") {
     content = h("div", { class: "body" }, String(m.body.text ?? ""));
-  } else if (m.body.recalled) {
+  } else if (m.body.type === "recalled") {
     content = h("div", { class: "body muted" }, "Message recalled");
   } else {
     content = h("div", { class: "body muted" }, `[${m.body.type}]`);
   }
+  const live = !m.pending && m.body.type !== "recalled";
   return h(
     "div",
     { class: `msg${mine ? " mine" : ""}`, "data-cseq": m.pending ? null : m.cseq },
     h("span", { class: "author" }, mine ? "You" : nameOf(m.from)),
     content,
+    live && m.reactions?.length ? reactionsEl(c, m) : null,
     h(
       "span",
       { class: "meta" },
+      m.body.edited ? h("span", { class: "edited" }, "edited") : null,
       h("time", { datetime: new Date(m.ts).toISOString() }, clock(m.ts)),
       mine ? h("span", { class: "receipt" }, statusOf(c, m)) : null,
     ),
+    live ? actionsEl(c, m, mine) : null,
   );
+}
+
+/** The message's reactions: one toggle per emoji ("👍 2"), pressed when mine is among them. */
+function reactionsEl(c: Conv, m: ChatMessage): HTMLElement {
+  const me = state.me?.userId ?? "";
+  return h(
+    "div",
+    { class: "reactions" },
+    ...m.reactions!.map((r) => {
+      const mineToo = r.users.includes(me);
+      return h(
+        "button",
+        {
+          type: "button",
+          class: "reaction",
+          "aria-pressed": mineToo ? "true" : "false",
+          "aria-label": `${r.emoji} ${r.count}: ${r.users.map(nameOf).join(", ")}`,
+          onclick: () => react(c, m, r.emoji, !mineToo),
+        },
+        `${r.emoji} ${r.count}`,
+      );
+    }),
+  );
+}
+
+/** What can be done to a message: react; the sender may also edit (text) and recall. */
+function actionsEl(c: Conv, m: ChatMessage, mine: boolean): HTMLElement {
+  const reacted =
+    m.reactions?.some((r) =>
+      r.emoji === QUICK_REACTION && r.users.includes(state.me?.userId ?? "")
+    ) ?? false;
+  return h(
+    "div",
+    { class: "actions" },
+    h("button", {
+      type: "button",
+      class: "link",
+      "aria-label": reacted ? `Remove ${QUICK_REACTION}` : `React ${QUICK_REACTION}`,
+      onclick: () => react(c, m, QUICK_REACTION, !reacted),
+    }, QUICK_REACTION),
+    mine && m.body.type === "text"
+      ? h("button", { type: "button", class: "link", onclick: () => startEdit(c, m) }, "Edit")
+      : null,
+    mine
+      ? h("button", { type: "button", class: "link", onclick: () => recall(c, m) }, "Recall")
+      : null,
+  );
+}
+
+async function react(c: Conv, m: ChatMessage, emoji: string, on: boolean): Promise<void> {
+  try {
+    const ok = await client.request(on ? "msg.react" : "msg.unreact", {
+      conv: c.conv,
+      mid: m.mid,
+      emoji,
+    });
+    // The push (msg.updated) says the same; the answer is applied at once for this device.
+    applyUpdate(c, m.mid, { reactions: ok.reactions as Reaction[] });
+  } catch (err) {
+    flash(describe(err));
+  }
+}
+
+async function recall(c: Conv, m: ChatMessage): Promise<void> {
+  try {
+    const ok = await client.request("msg.recall", { conv: c.conv, mid: m.mid });
+    applyUpdate(c, m.mid, { body: ok.body as MessageBody });
+  } catch (err) {
+    flash(describe(err));
+  }
+}
+
+/** Replaces the message's text with a field; Enter (or Save) stores the edit, Escape cancels. */
+function startEdit(c: Conv, m: ChatMessage): void {
+  const row = chat.querySelector<HTMLElement>(`.msg[data-cseq="${m.cseq}"]`);
+  const body = row?.querySelector<HTMLElement>(".body");
+  if (!row || !body) return;
+  const field = h("input", {
+    "aria-label": "Edit message",
+    value: String(m.body.text ?? ""),
+    maxlength: 4000,
+  });
+  const save = async () => {
+    const text = field.value.trim();
+    if (!text || text === m.body.text) return renderMessages(c, false);
+    try {
+      const ok = await client.request("msg.edit", {
+        conv: c.conv,
+        mid: m.mid,
+        body: { ...m.body, text },
+      });
+      applyUpdate(c, m.mid, { body: ok.body as MessageBody });
+    } catch (err) {
+      flash(describe(err));
+      renderMessages(c, false);
+    }
+  };
+  field.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter") save();
+    else if (ev.key === "Escape") renderMessages(c, false);
+  });
+  body.replaceWith(
+    h(
+      "div",
+      { class: "edit" },
+      field,
+      h("button", { type: "button", onclick: save }, "Save"),
+    ),
+  );
+  field.focus();
+}
+
+/** Applies a change to the message `mid` of `c` (if loaded) and redraws the open chat. */
+function applyUpdate(
+  c: Conv,
+  mid: string,
+  change: { body?: MessageBody; reactions?: Reaction[]; deleted?: boolean },
+): void {
+  for (const [k, m] of c.messages) {
+    if (m.mid !== mid) continue;
+    if (change.deleted) c.messages.delete(k);
+    if (change.body) m.body = change.body;
+    if (change.reactions) m.reactions = change.reactions;
+  }
+  if (state.active === c.conv) renderMessages(c, false);
 }
 
 function statusOf(c: Conv, m: ChatMessage): string {
@@ -1030,6 +1173,16 @@ function onMsg(m: MsgFrame): void {
 }
 
 client.on<MsgFrame & { op: "msg" }>("msg", onMsg);
+
+client.on("msg.updated", (f) => {
+  const c = state.convs.get(f.conv as string);
+  if (!c) return;
+  const mid = f.mid as string;
+  if (f.change === "reaction") applyUpdate(c, mid, { reactions: f.reactions as Reaction[] });
+  else if (f.change === "edit" || f.change === "recall") {
+    applyUpdate(c, mid, { body: f.body as MessageBody });
+  } else if (f.change === "delete") applyUpdate(c, mid, { deleted: true });
+});
 
 client.on("read", (f) => {
   const c = state.convs.get(f.conv as string);
