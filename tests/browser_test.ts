@@ -113,6 +113,13 @@ Deno.test({
       const editedOnB = b.getByRole("log").locator(".msg", { hasText: "Hi Bob, how are you?" });
       await editedOnB.getByText("edited").waitFor();
       assert.equal(await b.getByRole("log").getByText("Hi Bob!").count(), 0);
+      // An edited message can be edited again (the body sent carries only editable fields).
+      const edited = a.getByRole("log").locator(".msg.mine", { hasText: "how are you?" });
+      await edited.hover();
+      await edited.getByRole("button", { name: "Edit" }).click();
+      await a.getByLabel("Edit message").fill("Hi Bob, how is it going?");
+      await a.getByLabel("Edit message").press("Enter");
+      await b.getByRole("log").getByText("Hi Bob, how is it going?").waitFor();
 
       // Bob recalls his answer; it is gone from Alice's chat.
       const answer = b.getByRole("log").locator(".msg.mine", { hasText: "Hello Alice" });

@@ -4399,13 +4399,16 @@ function startEdit(c, m) {
     const text = field.value.trim();
     if (!text || text === m.body.text) return renderMessages(c, false);
     try {
+      const body2 = {
+        type: "text",
+        text,
+      };
+      if (m.body.mentions) body2.mentions = m.body.mentions;
+      if (m.body.mentionAll) body2.mentionAll = m.body.mentionAll;
       const ok = await client.request("msg.edit", {
         conv: c.conv,
         mid: m.mid,
-        body: {
-          ...m.body,
-          text,
-        },
+        body: body2,
       });
       applyUpdate(c, m.mid, {
         body: ok.body,

@@ -857,11 +857,12 @@ function startEdit(c: Conv, m: ChatMessage): void {
     const text = field.value.trim();
     if (!text || text === m.body.text) return renderMessages(c, false);
     try {
-      const ok = await client.request("msg.edit", {
-        conv: c.conv,
-        mid: m.mid,
-        body: { ...m.body, text },
-      });
+      // Only what an edit may carry: not `edited` or the stored `replyTo` snapshot (kept by the
+      // server), but the mentions, so the edit does not drop them.
+      const body: MessageBody = { type: "text", text };
+      if (m.body.mentions) body.mentions = m.body.mentions;
+      if (m.body.mentionAll) body.mentionAll = m.body.mentionAll;
+      const ok = await client.request("msg.edit", { conv: c.conv, mid: m.mid, body });
       applyUpdate(c, m.mid, { body: ok.body as MessageBody });
     } catch (err) {
       flash(describe(err));
