@@ -109,6 +109,11 @@ Deno.test({
       await aliceMsg.hover();
       await aliceMsg.getByRole("button", { name: "Edit" }).click();
       await a.getByLabel("Edit message").fill("Hi Bob, how are you?");
+      // A message arriving meanwhile redraws the chat: the editor and its draft stay.
+      await b.getByLabel("Message").fill("Still there?");
+      await b.getByRole("button", { name: "Send" }).click();
+      await a.getByRole("log").getByText("Still there?").waitFor();
+      assert.equal(await a.getByLabel("Edit message").inputValue(), "Hi Bob, how are you?");
       await a.getByLabel("Edit message").press("Enter");
       const editedOnB = b.getByRole("log").locator(".msg", { hasText: "Hi Bob, how are you?" });
       await editedOnB.getByText("edited").waitFor();

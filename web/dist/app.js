@@ -3475,6 +3475,8 @@ var state = {
   buffered: [],
   lookups: /* @__PURE__ */ new Map(),
   media: /* @__PURE__ */ new Map(),
+  /** The message being edited and its draft: kept across re-renders (new messages arriving). */
+  editing: null,
 };
 function deviceId() {
   let id = localStorage.getItem("im.device");
@@ -4239,7 +4241,9 @@ function renderMessages(c, scrollToEnd) {
   const sorted = [
     ...c.messages.values(),
   ].sort((a, b) => (a.pending ? Infinity : a.cseq) - (b.pending ? Infinity : b.cseq));
+  const editorFocused = Boolean(document.activeElement?.closest(".msg .edit"));
   replace(list, ...sorted.map((m) => messageEl(c, m)));
+  if (editorFocused) list.querySelector(".msg .edit input")?.focus();
   if (scrollToEnd || atEnd) list.scrollTop = list.scrollHeight;
   renderChatHeader();
 }
@@ -4262,7 +4266,10 @@ function messageEl(c, m) {
       class: "body",
     }, img);
   } else if (m.body.type === "text") {
-    content = h("div", {
+    const editing = state.editing?.conv === c.conv && state.editing.mid === m.mid
+      ? state.editing
+      : null;
+    content = editing ? editorEl(c, m, editing.draft) : h("div", {
       class: "body",
     }, String(m.body.text ?? ""));
   } else if (m.body.type === "recalled") {
@@ -4387,42 +4394,55 @@ async function recall(c, m) {
   }
 }
 function startEdit(c, m) {
-  const row = chat.querySelector(`.msg[data-cseq="${m.cseq}"]`);
-  const body = row?.querySelector(".body");
-  if (!row || !body) return;
+  state.editing = {
+    conv: c.conv,
+    mid: m.mid,
+    draft: String(m.body.text ?? ""),
+  };
+  renderMessages(c, false);
+  chat.querySelector(".msg .edit input")?.focus();
+}
+function stopEdit(c) {
+  state.editing = null;
+  renderMessages(c, false);
+}
+function editorEl(c, m, draft) {
   const field = h("input", {
     "aria-label": "Edit message",
-    value: String(m.body.text ?? ""),
-    maxlength: 4e3,
+    value: draft,
+    maxlength: 1e4,
+  });
+  field.addEventListener("input", () => {
+    if (state.editing?.mid === m.mid) state.editing.draft = field.value;
   });
   const save = async () => {
     const text = field.value.trim();
-    if (!text || text === m.body.text) return renderMessages(c, false);
+    if (!text || text === m.body.text) return stopEdit(c);
     try {
-      const body2 = {
+      const body = {
         type: "text",
         text,
       };
-      if (m.body.mentions) body2.mentions = m.body.mentions;
-      if (m.body.mentionAll) body2.mentionAll = m.body.mentionAll;
+      if (m.body.mentions) body.mentions = m.body.mentions;
+      if (m.body.mentionAll) body.mentionAll = m.body.mentionAll;
       const ok = await client.request("msg.edit", {
         conv: c.conv,
         mid: m.mid,
-        body: body2,
+        body,
       });
+      state.editing = null;
       applyUpdate(c, m.mid, {
         body: ok.body,
       });
     } catch (err) {
       flash(describe(err));
-      renderMessages(c, false);
     }
   };
   field.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter") save();
-    else if (ev.key === "Escape") renderMessages(c, false);
+    else if (ev.key === "Escape") stopEdit(c);
   });
-  body.replaceWith(h(
+  return h(
     "div",
     {
       class: "edit",
@@ -4432,8 +4452,7 @@ function startEdit(c, m) {
       type: "button",
       onclick: save,
     }, "Save"),
-  ));
-  field.focus();
+  );
 }
 function applyUpdate(c, mid, change) {
   for (const [k, m] of c.messages) {

@@ -96,6 +96,8 @@ const state = {
   buffered: [] as MsgFrame[],
   lookups: new Map<string, Promise<void>>(),
   media: new Map<string, Promise<string>>(),
+  /** The message being edited and its draft: kept across re-renders (new messages arriving). */
+  editing: null as { conv: string; mid: string; draft: string } | null,
 };
 
 function deviceId(): string {
@@ -733,7 +735,9 @@ function renderMessages(c: Conv, scrollToEnd: boolean): void {
   const sorted = [...c.messages.values()].sort((a, b) =>
     (a.pending ? Infinity : a.cseq) - (b.pending ? Infinity : b.cseq)
   );
+  const editorFocused = Boolean(document.activeElement?.closest(".msg .edit"));
   replace(list, ...sorted.map((m) => messageEl(c, m)));
+  if (editorFocused) list.querySelector<HTMLInputElement>(".msg .edit input")?.focus();
   if (scrollToEnd || atEnd) list.scrollTop = list.scrollHeight;
   renderChatHeader();
 }
@@ -749,7 +753,12 @@ function messageEl(c: Conv, m: ChatMessage): HTMLElement {
     mediaUrl(m.body.mediaId).then((u) => (img.src = u), () => (img.alt = "Image unavailable"));
     content = h("div", { class: "body" }, img);
   } else if (m.body.type === "text") {
-    content = h("div", { class: "body" }, String(m.body.text ?? ""));
+    const editing = state.editing?.conv === c.conv && state.editing.mid === m.mid
+      ? state.editing
+      : null;
+    content = editing
+      ? editorEl(c, m, editing.draft)
+      : h("div", { class: "body" }, String(m.body.text ?? ""));
   } else if (m.body.type === "recalled") {
     content = h("div", { class: "body muted" }, "Message recalled");
   } else {
@@ -843,19 +852,27 @@ async function recall(c: Conv, m: ChatMessage): Promise<void> {
   }
 }
 
-/** Replaces the message's text with a field; Enter (or Save) stores the edit, Escape cancels. */
+/** Opens the inline editor on `m` (see {@link editorEl}). */
 function startEdit(c: Conv, m: ChatMessage): void {
-  const row = chat.querySelector<HTMLElement>(`.msg[data-cseq="${m.cseq}"]`);
-  const body = row?.querySelector<HTMLElement>(".body");
-  if (!row || !body) return;
-  const field = h("input", {
-    "aria-label": "Edit message",
-    value: String(m.body.text ?? ""),
-    maxlength: 4000,
+  state.editing = { conv: c.conv, mid: m.mid, draft: String(m.body.text ?? "") };
+  renderMessages(c, false);
+  chat.querySelector<HTMLInputElement>(".msg .edit input")?.focus();
+}
+
+function stopEdit(c: Conv): void {
+  state.editing = null;
+  renderMessages(c, false);
+}
+
+/** The inline editor in place of `m`'s text: Enter (or Save) stores the edit, Escape cancels. */
+function editorEl(c: Conv, m: ChatMessage, draft: string): HTMLElement {
+  const field = h("input", { "aria-label": "Edit message", value: draft, maxlength: 10_000 });
+  field.addEventListener("input", () => {
+    if (state.editing?.mid === m.mid) state.editing.draft = field.value;
   });
   const save = async () => {
     const text = field.value.trim();
-    if (!text || text === m.body.text) return renderMessages(c, false);
+    if (!text || text === m.body.text) return stopEdit(c);
     try {
       // Only what an edit may carry: not `edited` or the stored `replyTo` snapshot (kept by the
       // server), but the mentions, so the edit does not drop them.
@@ -863,25 +880,17 @@ function startEdit(c: Conv, m: ChatMessage): void {
       if (m.body.mentions) body.mentions = m.body.mentions;
       if (m.body.mentionAll) body.mentionAll = m.body.mentionAll;
       const ok = await client.request("msg.edit", { conv: c.conv, mid: m.mid, body });
+      state.editing = null;
       applyUpdate(c, m.mid, { body: ok.body as MessageBody });
     } catch (err) {
       flash(describe(err));
-      renderMessages(c, false);
     }
   };
   field.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter") save();
-    else if (ev.key === "Escape") renderMessages(c, false);
+    else if (ev.key === "Escape") stopEdit(c);
   });
-  body.replaceWith(
-    h(
-      "div",
-      { class: "edit" },
-      field,
-      h("button", { type: "button", onclick: save }, "Save"),
-    ),
-  );
-  field.focus();
+  return h("div", { class: "edit" }, field, h("button", { type: "button", onclick: save }, "Save"));
 }
 
 /** Applies a change to the message `mid` of `c` (if loaded) and redraws the open chat. */
