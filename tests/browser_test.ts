@@ -5,7 +5,8 @@
  * messages and see the others' changes live; an admin, in a third
  * context, forces one of them out from the console, and that browser shows it.
  *
- * A second test covers scroll-back through history, creating a group and sending an image.
+ * A second test covers scroll-back through history, creating a group, sending an image, and
+ * administering the group from its members panel (roles, removing and adding a member).
  *
  * `SCREENSHOTS=1 deno task test` also writes docs/web-client.png and docs/admin-console.png.
  */
@@ -14,7 +15,7 @@ import { Buffer } from "node:buffer";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { grantRole } from "../gateway/admin_grant.ts";
 import { testNode } from "./support/node.ts";
-import { signUp, TestClient } from "./support/client.ts";
+import { type F, signUp, TestClient } from "./support/client.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ARGS = [
@@ -263,6 +264,30 @@ Deno.test({
         true,
       );
       assert.equal((got.body as { type: string }).type, "image");
+
+      // Group administration from the members panel: Alice (owner) makes Bob an admin, removes
+      // him, and adds him back; Bob's client sees each change as a system message.
+      await a.locator(".chat-head summary", { hasText: "Members" }).click();
+      const members = a.getByRole("region", { name: "Group members" });
+      await members.getByRole("button", { name: `Make ${bobName} admin` }).click();
+      await members.getByRole("button", { name: `Remove ${bobName} as admin` }).waitFor();
+      await bc.waitFor((f) => f.op === "msg" && (f.body as F).event === "member.role", 5000, true);
+      await members.getByRole("button", { name: `Remove ${bobName} from the group` }).click();
+      await bc.waitFor(
+        (f) => f.op === "msg" && (f.body as F).event === "member.kicked",
+        5000,
+        true,
+      );
+      await members.getByText("1 member", { exact: true }).waitFor();
+      await members.getByLabel(bobName).check();
+      await members.getByRole("button", { name: "Add to group" }).click();
+      await bc.waitFor(
+        (f) => f.op === "msg" && (f.body as F).event === "member.invited",
+        5000,
+        true,
+      );
+      await members.getByText("2 members", { exact: true }).waitFor();
+      await a.getByRole("log").getByText(`${aliceName} added ${bobName}`).first().waitFor();
       await a.getByRole("navigation", { name: "Conversations" }).getByRole("button", {
         name: /Crew/,
       }).waitFor();

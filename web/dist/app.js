@@ -4183,6 +4183,10 @@ function renderChat() {
       if (list.scrollTop < 40 && c.more && c.loaded) loadOlder(c);
     },
   });
+  const membersPanel = h("section", {
+    class: "members-panel",
+    "aria-label": "Group members",
+  });
   replace(
     chat,
     h(
@@ -4196,6 +4200,19 @@ function renderChat() {
       h("span", {
         class: "presence",
       }),
+      "group" in c.peer
+        ? h(
+          "details",
+          {
+            class: "members",
+            ontoggle: (ev) => {
+              if (ev.target.open) renderMembers(c, membersPanel);
+            },
+          },
+          h("summary", null, "Members"),
+          membersPanel,
+        )
+        : null,
     ),
     h("button", {
       type: "button",
@@ -4212,6 +4229,145 @@ function renderChat() {
   renderChatHeader();
   renderMessages(c, true);
   text.focus();
+}
+async function renderMembers(c, panel) {
+  if (!("group" in c.peer)) return;
+  const group = c.peer.group;
+  let info, page;
+  try {
+    [info, page] = await Promise.all([
+      client.request("group.info", {
+        group,
+      }),
+      client.request("group.members", {
+        group,
+        limit: 500,
+      }),
+    ]);
+  } catch (err) {
+    replace(panel, h("p", null, describe(err)));
+    return;
+  }
+  const me = state.me?.userId ?? "";
+  const myRole = info.role;
+  const members = page.members;
+  await Promise.all(members.map((m) => lookup(m.userId)));
+  const act = (op, fields, after) => async () => {
+    try {
+      await client.request(op, {
+        group,
+        ...fields,
+      });
+      if (after) after();
+      else await renderMembers(c, panel);
+    } catch (err) {
+      flash(describe(err));
+    }
+  };
+  const button = (label, text, onclick, cls = "secondary") =>
+    h("button", {
+      type: "button",
+      class: cls,
+      "aria-label": label,
+      onclick,
+    }, text);
+  const rows = members.map((m) => {
+    const name = nameOf(m.userId);
+    const other = m.userId !== me;
+    const mayKick = other &&
+      (myRole === "owner" ? m.role !== "owner" : myRole === "admin" && m.role === "member");
+    return h(
+      "li",
+      null,
+      h("span", {
+        class: "name",
+      }, other ? name : `${name} (you)`),
+      h("span", {
+        class: "role",
+      }, m.role),
+      myRole === "owner" && other
+        ? m.role === "admin"
+          ? button(
+            `Remove ${name} as admin`,
+            "Remove admin",
+            act("group.set_role", {
+              user: m.userId,
+              role: "member",
+            }),
+          )
+          : button(
+            `Make ${name} admin`,
+            "Make admin",
+            act("group.set_role", {
+              user: m.userId,
+              role: "admin",
+            }),
+          )
+        : null,
+      mayKick
+        ? button(
+          `Remove ${name} from the group`,
+          "Remove",
+          act("group.kick", {
+            user: m.userId,
+          }),
+        )
+        : null,
+    );
+  });
+  const inGroup = new Set(members.map((m) => m.userId));
+  const candidates = [
+    ...state.friends.keys(),
+  ].filter((f) => !inGroup.has(f));
+  const mayInvite = info.invitePolicy === "anyone" || myRole !== "member";
+  const picks = candidates.map((f) =>
+    h(
+      "label",
+      null,
+      h("input", {
+        type: "checkbox",
+        value: f,
+      }),
+      " ",
+      nameOf(f),
+    )
+  );
+  const invite = mayInvite && candidates.length > 0
+    ? h(
+      "div",
+      {
+        class: "invite",
+      },
+      ...picks,
+      button("Add to group", "Add to group", () => {
+        const users = picks.map((l) => l.querySelector("input")).filter((i) => i.checked).map((i) =>
+          i.value
+        );
+        if (users.length > 0) {
+          act("group.invite", {
+            users,
+          })();
+        }
+      }),
+    )
+    : null;
+  const leave = myRole !== "owner"
+    ? button(
+      "Leave group",
+      "Leave group",
+      act("group.leave", {}, () => replace(panel, h("p", null, "You left this group."))),
+      "danger",
+    )
+    : null;
+  replace(
+    panel,
+    h("p", null, page.count === 1 ? "1 member" : `${page.count} members`),
+    h("ul", {
+      class: "member-list",
+    }, ...rows),
+    invite,
+    leave,
+  );
 }
 function renderChatHeader() {
   const c = state.active ? state.convs.get(state.active) : null;

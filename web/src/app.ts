@@ -684,6 +684,7 @@ function renderChat(): void {
       if (list.scrollTop < 40 && c.more && c.loaded) loadOlder(c);
     },
   });
+  const membersPanel = h("section", { class: "members-panel", "aria-label": "Group members" });
   replace(
     chat,
     h(
@@ -691,6 +692,19 @@ function renderChat(): void {
       { class: "chat-head" },
       h("h2", { id: "chat-title" }),
       h("span", { class: "presence" }),
+      "group" in c.peer
+        ? h(
+          "details",
+          {
+            class: "members",
+            ontoggle: (ev: Event) => {
+              if ((ev.target as HTMLDetailsElement).open) renderMembers(c, membersPanel);
+            },
+          },
+          h("summary", null, "Members"),
+          membersPanel,
+        )
+        : null,
     ),
     h(
       "button",
@@ -704,6 +718,108 @@ function renderChat(): void {
   renderChatHeader();
   renderMessages(c, true);
   text.focus();
+}
+
+interface GroupMember {
+  userId: string;
+  role: "owner" | "admin" | "member";
+}
+
+/**
+ * The members of a group chat with what the caller's role allows (protocol.md, "Group
+ * administration"): the owner makes and unmakes admins; the owner removes admins and members,
+ * an admin removes members; whoever the invite policy lets adds friends; everyone but the owner
+ * can leave. Redrawn after each change.
+ */
+async function renderMembers(c: Conv, panel: HTMLElement): Promise<void> {
+  if (!("group" in c.peer)) return;
+  const group = c.peer.group;
+  let info: Record<string, unknown>, page: Record<string, unknown>;
+  try {
+    [info, page] = await Promise.all([
+      client.request("group.info", { group }),
+      client.request("group.members", { group, limit: 500 }),
+    ]);
+  } catch (err) {
+    replace(panel, h("p", null, describe(err)));
+    return;
+  }
+  const me = state.me?.userId ?? "";
+  const myRole = info.role as GroupMember["role"];
+  const members = page.members as GroupMember[];
+  await Promise.all(members.map((m) => lookup(m.userId)));
+  const act = (op: string, fields: Record<string, unknown>, after?: () => void) => async () => {
+    try {
+      await client.request(op, { group, ...fields });
+      if (after) after();
+      else await renderMembers(c, panel);
+    } catch (err) {
+      flash(describe(err));
+    }
+  };
+  const button = (label: string, text: string, onclick: () => void, cls = "secondary") =>
+    h("button", { type: "button", class: cls, "aria-label": label, onclick }, text);
+  const rows = members.map((m) => {
+    const name = nameOf(m.userId);
+    const other = m.userId !== me;
+    const mayKick = other &&
+      (myRole === "owner" ? m.role !== "owner" : myRole === "admin" && m.role === "member");
+    return h(
+      "li",
+      null,
+      h("span", { class: "name" }, other ? name : `${name} (you)`),
+      h("span", { class: "role" }, m.role),
+      myRole === "owner" && other
+        ? m.role === "admin"
+          ? button(
+            `Remove ${name} as admin`,
+            "Remove admin",
+            act("group.set_role", { user: m.userId, role: "member" }),
+          )
+          : button(
+            `Make ${name} admin`,
+            "Make admin",
+            act("group.set_role", { user: m.userId, role: "admin" }),
+          )
+        : null,
+      mayKick
+        ? button(`Remove ${name} from the group`, "Remove", act("group.kick", { user: m.userId }))
+        : null,
+    );
+  });
+  const inGroup = new Set(members.map((m) => m.userId));
+  const candidates = [...state.friends.keys()].filter((f) => !inGroup.has(f));
+  const mayInvite = info.invitePolicy === "anyone" || myRole !== "member";
+  const picks = candidates.map((f) =>
+    h("label", null, h("input", { type: "checkbox", value: f }), " ", nameOf(f))
+  );
+  const invite = mayInvite && candidates.length > 0
+    ? h(
+      "div",
+      { class: "invite" },
+      ...picks,
+      button("Add to group", "Add to group", () => {
+        const users = picks.map((l) => l.querySelector("input")!).filter((i) => i.checked)
+          .map((i) => i.value);
+        if (users.length > 0) act("group.invite", { users })();
+      }),
+    )
+    : null;
+  const leave = myRole !== "owner"
+    ? button(
+      "Leave group",
+      "Leave group",
+      act("group.leave", {}, () => replace(panel, h("p", null, "You left this group."))),
+      "danger",
+    )
+    : null;
+  replace(
+    panel,
+    h("p", null, page.count === 1 ? "1 member" : `${page.count} members`),
+    h("ul", { class: "member-list" }, ...rows),
+    invite,
+    leave,
+  );
 }
 
 function renderChatHeader(): void {
