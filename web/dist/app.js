@@ -4239,9 +4239,10 @@ async function renderMembers(c, panel) {
       client.request("group.info", {
         group,
       }),
+      // A page of 100 (each shown member's name is looked up); larger groups say so.
       client.request("group.members", {
         group,
-        limit: 500,
+        limit: 100,
       }),
     ]);
   } catch (err) {
@@ -4365,6 +4366,7 @@ async function renderMembers(c, panel) {
     h("ul", {
       class: "member-list",
     }, ...rows),
+    page.more ? h("p", null, `Showing the first ${members.length}.`) : null,
     invite,
     leave,
   );

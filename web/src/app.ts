@@ -738,7 +738,8 @@ async function renderMembers(c: Conv, panel: HTMLElement): Promise<void> {
   try {
     [info, page] = await Promise.all([
       client.request("group.info", { group }),
-      client.request("group.members", { group, limit: 500 }),
+      // A page of 100 (each shown member's name is looked up); larger groups say so.
+      client.request("group.members", { group, limit: 100 }),
     ]);
   } catch (err) {
     replace(panel, h("p", null, describe(err)));
@@ -817,6 +818,7 @@ async function renderMembers(c: Conv, panel: HTMLElement): Promise<void> {
     panel,
     h("p", null, page.count === 1 ? "1 member" : `${page.count} members`),
     h("ul", { class: "member-list" }, ...rows),
+    page.more ? h("p", null, `Showing the first ${members.length}.`) : null,
     invite,
     leave,
   );
