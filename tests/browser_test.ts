@@ -6,7 +6,8 @@
  * context, forces one of them out from the console, and that browser shows it.
  *
  * A second test covers scroll-back through history, creating a group, sending an image, and
- * administering the group from its members panel (roles, removing and adding a member).
+ * administering the group from its members panel (roles, removing and adding a member, muting,
+ * dissolving).
  *
  * `SCREENSHOTS=1 deno task test` also writes docs/web-client.png and docs/admin-console.png.
  */
@@ -288,6 +289,31 @@ Deno.test({
       );
       await members.getByText("2 members", { exact: true }).waitFor();
       await a.getByRole("log").getByText(`${aliceName} added ${bobName}`).first().waitFor();
+
+      // Muted, Bob cannot send to the group; unmuted, he can.
+      const group = String(got.conv).slice(2);
+      const say = (cmid: string) =>
+        bc.request({ op: "send", to: { group }, cmid, body: { type: "text", text: cmid } });
+      await members.getByRole("button", { name: `Mute ${bobName} for an hour` }).click();
+      await bc.waitFor((f) => f.op === "msg" && (f.body as F).event === "member.muted", 5000, true);
+      assert.equal((await say("while muted")).code, "muted");
+      await members.getByRole("button", { name: `Unmute ${bobName}` }).click();
+      await bc.waitFor(
+        (f) => f.op === "msg" && (f.body as F).event === "member.unmuted",
+        5000,
+        true,
+      );
+      assert.equal((await say("unmuted")).op, "ok");
+
+      // The owner dissolves the group (after confirming).
+      a.once("dialog", (d) => d.accept());
+      await members.getByRole("button", { name: "Dissolve group" }).click();
+      await bc.waitFor(
+        (f) => f.op === "msg" && (f.body as F).event === "group.dissolved",
+        5000,
+        true,
+      );
+      await members.getByText("The group is dissolved.").waitFor();
       await a.getByRole("navigation", { name: "Conversations" }).getByRole("button", {
         name: /Crew/,
       }).waitFor();

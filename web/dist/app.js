@@ -4230,6 +4230,7 @@ function renderChat() {
   renderMessages(c, true);
   text.focus();
 }
+var MUTE_MS = 60 * 60 * 1e3;
 async function renderMembers(c, panel) {
   if (!("group" in c.peer)) return;
   const group = c.peer.group;
@@ -4305,6 +4306,26 @@ async function renderMembers(c, panel) {
             }),
           )
         : null,
+      // Mute takes the same ranks as removal.
+      mayKick
+        ? (m.mutedUntil ?? 0) > Date.now()
+          ? button(
+            `Unmute ${name}`,
+            "Unmute",
+            act("group.mute", {
+              user: m.userId,
+              durationMs: 0,
+            }),
+          )
+          : button(
+            `Mute ${name} for an hour`,
+            "Mute 1 h",
+            act("group.mute", {
+              user: m.userId,
+              durationMs: MUTE_MS,
+            }),
+          )
+        : null,
       mayKick
         ? button(
           `Remove ${name} from the group`,
@@ -4313,6 +4334,15 @@ async function renderMembers(c, panel) {
             user: m.userId,
           }),
         )
+        : null,
+      myRole === "owner" && other
+        ? button(`Make ${name} the owner`, "Make owner", () => {
+          if (confirm(`Hand the group over to ${name}? You stay an admin.`)) {
+            act("group.transfer", {
+              user: m.userId,
+            })();
+          }
+        })
         : null,
     );
   });
@@ -4359,7 +4389,11 @@ async function renderMembers(c, panel) {
       act("group.leave", {}, () => replace(panel, h("p", null, "You left this group."))),
       "danger",
     )
-    : null;
+    : button("Dissolve group", "Dissolve group", () => {
+      if (confirm("Dissolve the group for everyone? Its history stays readable.")) {
+        act("group.dissolve", {}, () => replace(panel, h("p", null, "The group is dissolved.")))();
+      }
+    }, "danger");
   replace(
     panel,
     h("p", null, page.count === 1 ? "1 member" : `${page.count} members`),

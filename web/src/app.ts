@@ -723,13 +723,18 @@ function renderChat(): void {
 interface GroupMember {
   userId: string;
   role: "owner" | "admin" | "member";
+  /** Server ms until which the member's sends are refused (absent: not muted). */
+  mutedUntil?: number;
 }
+
+/** How long the members panel mutes someone for. */
+const MUTE_MS = 60 * 60 * 1000;
 
 /**
  * The members of a group chat with what the caller's role allows (protocol.md, "Group
- * administration"): the owner makes and unmakes admins; the owner removes admins and members,
- * an admin removes members; whoever the invite policy lets adds friends; everyone but the owner
- * can leave. Redrawn after each change.
+ * administration"): the owner makes and unmakes admins and hands the group over; the owner
+ * removes and mutes admins and members, an admin members; whoever the invite policy lets adds
+ * friends; everyone but the owner can leave; the owner can dissolve. Redrawn after each change.
  */
 async function renderMembers(c: Conv, panel: HTMLElement): Promise<void> {
   if (!("group" in c.peer)) return;
@@ -783,8 +788,29 @@ async function renderMembers(c: Conv, panel: HTMLElement): Promise<void> {
             act("group.set_role", { user: m.userId, role: "admin" }),
           )
         : null,
+      // Mute takes the same ranks as removal.
+      mayKick
+        ? (m.mutedUntil ?? 0) > Date.now()
+          ? button(`Unmute ${name}`, "Unmute", act("group.mute", { user: m.userId, durationMs: 0 }))
+          : button(
+            `Mute ${name} for an hour`,
+            "Mute 1 h",
+            act("group.mute", { user: m.userId, durationMs: MUTE_MS }),
+          )
+        : null,
       mayKick
         ? button(`Remove ${name} from the group`, "Remove", act("group.kick", { user: m.userId }))
+        : null,
+      myRole === "owner" && other
+        ? button(
+          `Make ${name} the owner`,
+          "Make owner",
+          () => {
+            if (confirm(`Hand the group over to ${name}? You stay an admin.`)) {
+              act("group.transfer", { user: m.userId })();
+            }
+          },
+        )
         : null,
     );
   });
@@ -813,7 +839,20 @@ async function renderMembers(c: Conv, panel: HTMLElement): Promise<void> {
       act("group.leave", {}, () => replace(panel, h("p", null, "You left this group."))),
       "danger",
     )
-    : null;
+    : button(
+      "Dissolve group",
+      "Dissolve group",
+      () => {
+        if (confirm("Dissolve the group for everyone? Its history stays readable.")) {
+          act(
+            "group.dissolve",
+            {},
+            () => replace(panel, h("p", null, "The group is dissolved.")),
+          )();
+        }
+      },
+      "danger",
+    );
   replace(
     panel,
     h("p", null, page.count === 1 ? "1 member" : `${page.count} members`),
