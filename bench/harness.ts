@@ -174,6 +174,8 @@ export interface LoadResult {
   /** CPU ms per role over the window, plus `wallMs`. */
   cpu: CpuUsage;
   windowSec: number;
+  /** Closed loop: outstanding sends per sender. */
+  window?: number;
   /** Failover mode: every ok (sender index, last attempt at, ok at, mid, conv). */
   oks?: Array<[number, number, number, string, string]>;
 }
@@ -265,6 +267,7 @@ export async function runLoad(
   }
   return {
     mode: plan.mode,
+    ...(plan.mode === "closed" ? { window: plan.window ?? 1 } : {}),
     offered: sum("sentInWindow") / windowSec,
     okPerSec: sum("okInWindow") / windowSec,
     deliveriesPerSec: sum("recvInWindow") / windowSec,
@@ -289,6 +292,33 @@ export async function runLoad(
       )
       : undefined,
   };
+}
+
+/** How {@link saturate} searches: doublings of the window, and the gain that earns another. */
+export const SATURATION_SEARCH = { doublings: 3, gain: 0.1 };
+
+/**
+ * The maximum rate `dep` sustains, closed loop: a phase at `plan.window` outstanding sends per
+ * sender, then the window doubled while the last doubling raised deliveries/s by at least
+ * {@link SATURATION_SEARCH}.gain (at most `doublings` times). A system that batches (ours)
+ * answers each send later but more per round trip, so a window that saturates one system can
+ * leave another idle: each system gets the window that shows its own maximum. The best phase is
+ * returned (its `window` says which).
+ */
+export async function saturate(
+  dep: Deployment,
+  pool: GeneratorPool,
+  plan: LoadPlan & { mode: "closed"; window: number },
+  search = SATURATION_SEARCH,
+): Promise<LoadResult> {
+  let best = await runLoad(dep, pool, plan);
+  for (let i = 1, window = plan.window * 2; i <= search.doublings; i++, window *= 2) {
+    const next = await runLoad(dep, pool, { ...plan, window });
+    const gained = next.deliveriesPerSec >= best.deliveriesPerSec * (1 + search.gain);
+    if (next.deliveriesPerSec > best.deliveriesPerSec) best = next;
+    if (!gained) break;
+  }
+  return best;
 }
 
 /**

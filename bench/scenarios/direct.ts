@@ -14,6 +14,7 @@ import {
   log,
   prime,
   runLoad,
+  saturate,
   type Sizes,
 } from "../harness.ts";
 import type { GeneratorPool } from "../generator_pool.ts";
@@ -41,11 +42,13 @@ export async function directScenario(
   }));
   const phase = { durationMs: sizes.durationMs, warmupMs: sizes.warmupMs, drainMs: sizes.drainMs };
   await prime(dep, pool, senders, sizes.quick);
-  const saturation = await runLoad(dep, pool, { mode: "closed", window: 4, senders, ...phase });
+  const saturation = sizes.quick
+    ? await runLoad(dep, pool, { mode: "closed", window: 4, senders, ...phase })
+    : await saturate(dep, pool, { mode: "closed", window: 4, senders, ...phase });
   log(
     `${dep.label} direct: max ${saturation.okPerSec.toFixed(0)} sends/s, ${
       saturation.deliveriesPerSec.toFixed(0)
-    } deliveries/s`,
+    } deliveries/s (window ${saturation.window})`,
   );
   const levels = [];
   for (const fraction of sizes.quick ? [0.5] : [0.25, 0.5, 0.75]) {

@@ -19,6 +19,7 @@ import {
   prime,
   request,
   runLoad,
+  saturate,
   type Sizes,
 } from "../harness.ts";
 import type { GeneratorPool } from "../generator_pool.ts";
@@ -117,10 +118,12 @@ export async function fanoutScenario(
       log(`${dep.label} fan-out ${size}: skipped (${skipped})`);
       continue;
     }
-    // Few outstanding sends per group: each one already means `size` deliveries.
+    // Few outstanding sends per group to start with: each one already means `size` deliveries.
     const window = Math.max(2, Math.min(16, Math.round(16_000 / size)));
     await prime(dep, pool, senders, sizes.quick);
-    const saturation = await runLoad(dep, pool, { mode: "closed", window, senders, ...phase });
+    const saturation = sizes.quick
+      ? await runLoad(dep, pool, { mode: "closed", window, senders, ...phase })
+      : await saturate(dep, pool, { mode: "closed", window, senders, ...phase });
     const half = await runLoad(dep, pool, {
       mode: "open",
       rate: Math.max(1, saturation.okPerSec / 2),
@@ -130,7 +133,7 @@ export async function fanoutScenario(
     log(
       `${dep.label} fan-out ${size}×${groups}: ${
         saturation.deliveriesPerSec.toFixed(0)
-      } deliveries/s; ` +
+      } deliveries/s (window ${saturation.window}); ` +
         `at half: p99 ${half.deliveryLatency.p99} ms`,
     );
     rows.push({ label: dep.label, size, groups, saturation, half });
