@@ -4,7 +4,11 @@ import { UnavailableError } from "../actors/errors.ts";
 import { openPostgresStore } from "./store_postgres.ts";
 import { POSTGRES_MIGRATIONS } from "./migrations_postgres.ts";
 import { runStoreContract } from "./store_contract.ts";
-import { createTempDatabase, type TempDatabase } from "../tests/support/postgres.ts";
+import {
+  createTempDatabase,
+  type TempDatabase,
+  unreachablePostgresUrl,
+} from "../tests/support/postgres.ts";
 import type { AppendRequest } from "./store.ts";
 
 // Each batch goes to im_append or is numbered in the node by its size (NODE_NUMBERING_MIN_ENTRIES):
@@ -67,12 +71,7 @@ function sessionsWaitingOnLocks(admin: postgres.Sql, db: TempDatabase) {
 }
 
 Deno.test("a Postgres store on an unreachable server rejects with UnavailableError", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr;
-  listener.close();
-  const store = openPostgresStore(`postgres://postgres@127.0.0.1:${port}/none`, {
-    connectTimeoutSeconds: 2,
-  });
+  const store = openPostgresStore(unreachablePostgresUrl(), { connectTimeoutSeconds: 2 });
   try {
     await assert.rejects(store.getUser("u_1"), UnavailableError);
     await assert.rejects(store.migrate(), UnavailableError);

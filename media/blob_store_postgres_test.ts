@@ -3,7 +3,7 @@ import postgres from "postgres";
 import { UnavailableError } from "../actors/errors.ts";
 import { openPostgresStore } from "../db/store_postgres.ts";
 import { newId } from "../gateway/ids.ts";
-import { createTempDatabase } from "../tests/support/postgres.ts";
+import { createTempDatabase, unreachablePostgresUrl } from "../tests/support/postgres.ts";
 import { runBlobStoreContract } from "./blob_store_contract.ts";
 import { openPostgresBlobStore } from "./blob_store_postgres.ts";
 
@@ -32,12 +32,7 @@ runBlobStoreContract("postgres", async () => {
 });
 
 Deno.test("the Postgres blob store on an unreachable server rejects with UnavailableError", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr;
-  listener.close();
-  const blobs = openPostgresBlobStore(`postgres://postgres@127.0.0.1:${port}/none`, {
-    connectTimeoutSeconds: 1,
-  });
+  const blobs = openPostgresBlobStore(unreachablePostgresUrl(), { connectTimeoutSeconds: 1 });
   try {
     await assert.rejects(blobs.get(newId("md_")), UnavailableError);
     await assert.rejects(blobs.put(newId("md_"), new Uint8Array([1])), UnavailableError);

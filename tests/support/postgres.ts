@@ -51,3 +51,11 @@ export async function createTempDatabase(): Promise<TempDatabase> {
     },
   };
 }
+
+/** A Postgres URL on a loopback port nothing listens on (connections are refused). */
+export function unreachablePostgresUrl(): string {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  listener.close();
+  return `postgres://postgres@127.0.0.1:${port}/none`;
+}
