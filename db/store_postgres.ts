@@ -5,12 +5,13 @@
  *   (`im_fence`, `im_save_snapshot`, `im_save_ack`, `im_append` in `migrations_postgres.ts`).
  * - `append` of a small batch is one round trip: `SELECT im_append($batch)` locks the counter rows
  *   in a fixed order, then numbers and writes the whole batch set-based, in one transaction. A
- *   batch of {@link NODE_NUMBERING_MIN_ENTRIES} inbox entries or more (messages to big groups)
- *   is numbered by this process instead, inside one transaction: `im_append_lock` locks the same
- *   rows in the same order (advancing each member's counter by the entries it expects) and
- *   returns them, `numberBatch` (append_numbering.ts, the SQLite store's algorithm too) numbers
- *   every entry in memory, `im_append_write` writes the rows whose final state differs. Postgres
- *   then works per member and per message, not per (message, member) pair.
+ *   batch of {@link NODE_NUMBERING_MIN_ENTRIES} inbox entries or more (20 direct messages, a
+ *   message to a group of 40) is numbered by this process instead, inside one transaction:
+ *   `im_append_lock` locks the same rows in the same order (advancing each member's counter by
+ *   the entries it expects) and returns them, `numberBatch` (append_numbering.ts, the SQLite
+ *   store's algorithm too) numbers every entry in memory, `im_append_write` writes the rows
+ *   whose final state differs. Postgres then works per member and per message, not per
+ *   (message, member) pair.
  * - Each user's inbox is stored as runs (schema version 6), as in the SQLite store: a run maps
  *   consecutive inbox seqs to consecutive cseqs of one conversation. The open tail run lives only
  *   in the user's `user_inbox_seq` row (its count is implied by `last_seq`); `inbox_runs` holds
@@ -103,13 +104,15 @@ export interface PostgresStoreOptions {
 
 /**
  * Below this many inbox entries a batch goes to `im_append` (one round trip); from it on, the
- * node numbers it (two calls in one transaction, two round trips), which saves Postgres ~4 µs
- * per entry. Measured (`deno run -A bench/postgres_inbox_append.ts` and the same calls with the
- * option forced): one message to 1,000 members takes 12.3–13.4 ms numbered by the node against
- * 15.5–17.1 by `im_append`; a batch of 90 direct messages (180 entries) 16.9–18.3 against
- * 16.5–16.9, so small batches stay with `im_append`.
+ * node numbers it (two calls in one transaction, two round trips), which saves Postgres work per
+ * entry. Measured with `im_append` looking messages up by index (schema version 9), appending
+ * direct messages in a loop (Postgres backend and node CPU per message, µs): batches of 70
+ * among fixed pairs 96 + 20 by `im_append` against 62 + 20 by the node, among random pairs
+ * 120 + 21 against 105 + 37; batches of 20: 138 + 28 against 104 + 43 (fixed), 172 + 36
+ * against 103 + 52 (random); batches of 8: 135 + 39 against 144 + 111 (fixed). Small batches
+ * stay with `im_append`; a direct message is two entries.
  */
-export const NODE_NUMBERING_MIN_ENTRIES = 1000;
+export const NODE_NUMBERING_MIN_ENTRIES = 40;
 
 type Sql = postgres.Sql<Record<string, unknown>>;
 type Row = Record<string, unknown>;

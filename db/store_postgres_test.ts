@@ -12,12 +12,13 @@ import {
 import type { AppendRequest } from "./store.ts";
 
 // Each batch goes to im_append or is numbered in the node by its size (NODE_NUMBERING_MIN_ENTRIES):
-// the contract runs once with the default and once with every batch numbered in the node. One
-// fresh database per run, made on first use and dropped after it.
+// the contract runs with the default, with every batch numbered in the node and with every batch
+// going to im_append. One fresh database per run, made on first use and dropped after it.
 for (
   const [name, nodeNumberingMinEntries] of [
     ["postgres", undefined],
     ["postgres, every batch numbered in the node", 0],
+    ["postgres, every batch numbered by im_append", Infinity],
   ] as const
 ) {
   let database: TempDatabase | undefined;
