@@ -294,31 +294,49 @@ export async function runLoad(
   };
 }
 
-/** How {@link saturate} searches: doublings of the window, and the gain that earns another. */
-export const SATURATION_SEARCH = { doublings: 3, gain: 0.1 };
+/**
+ * How {@link saturate} searches: at most `doublings` doublings of the window; one that raises
+ * deliveries/s above the best so far by `gain` or more earns another, and the search stops after
+ * `patience` doublings in a row that do not.
+ */
+export const SATURATION_SEARCH = { doublings: 3, gain: 0.1, patience: 2 };
+
+/**
+ * Runs `measure` at `start`, then at doubled windows as {@link SATURATION_SEARCH} says, and
+ * returns the phase with the most deliveries/s. One phase that gains little (a noisy phase, or a
+ * system between two batch sizes) does not end the search: it takes `patience` in a row.
+ */
+export async function searchWindow<R extends { deliveriesPerSec: number }>(
+  start: number,
+  measure: (window: number) => Promise<R>,
+  search = SATURATION_SEARCH,
+): Promise<R> {
+  let best = await measure(start);
+  let misses = 0;
+  for (let i = 1, window = start * 2; i <= search.doublings; i++, window *= 2) {
+    const next = await measure(window);
+    const gained = next.deliveriesPerSec >= best.deliveriesPerSec * (1 + search.gain);
+    if (next.deliveriesPerSec > best.deliveriesPerSec) best = next;
+    misses = gained ? 0 : misses + 1;
+    if (misses >= search.patience) break;
+  }
+  return best;
+}
 
 /**
  * The maximum rate `dep` sustains, closed loop: a phase at `plan.window` outstanding sends per
- * sender, then the window doubled while the last doubling raised deliveries/s by at least
- * {@link SATURATION_SEARCH}.gain (at most `doublings` times). A system that batches (ours)
- * answers each send later but more per round trip, so a window that saturates one system can
- * leave another idle: each system gets the window that shows its own maximum. The best phase is
+ * sender, then at doubled windows ({@link searchWindow}). A system that batches (ours) answers
+ * each send later but more per round trip, so a window that saturates one system can leave
+ * another idle: each system gets the window that shows its own maximum. The best phase is
  * returned (its `window` says which).
  */
-export async function saturate(
+export function saturate(
   dep: Deployment,
   pool: GeneratorPool,
   plan: LoadPlan & { mode: "closed"; window: number },
   search = SATURATION_SEARCH,
 ): Promise<LoadResult> {
-  let best = await runLoad(dep, pool, plan);
-  for (let i = 1, window = plan.window * 2; i <= search.doublings; i++, window *= 2) {
-    const next = await runLoad(dep, pool, { ...plan, window });
-    const gained = next.deliveriesPerSec >= best.deliveriesPerSec * (1 + search.gain);
-    if (next.deliveriesPerSec > best.deliveriesPerSec) best = next;
-    if (!gained) break;
-  }
-  return best;
+  return searchWindow(plan.window, (window) => runLoad(dep, pool, { ...plan, window }), search);
 }
 
 /**

@@ -190,7 +190,7 @@ export function renderReport(r: RunResults, oldNotes: string): string {
   L.push("## 1. Direct messages (one server process)");
   L.push("");
   L.push(
-    "Pairs of connected users send to each other; each send is one `ok` to the sender and one `msg` to each side (2 deliveries). Max = closed loop, 4 outstanding sends per sender, the window doubled while deliveries/s rose by 10 % or more (at most 3 times; the window of the best phase is shown with `max`). Latencies in ms: p50 / p90 / p99 / p99.9 / max.",
+    "Pairs of connected users send to each other; each send is one `ok` to the sender and one `msg` to each side (2 deliveries). Max = closed loop, 4 outstanding sends per sender, the window doubled (at most 3 times) until two doublings in a row did not raise deliveries/s by 10 % over the best phase (whose window is shown with `max`). Latencies in ms: p50 / p90 / p99 / p99.9 / max.",
   );
   L.push("");
   L.push(
@@ -220,7 +220,7 @@ export function renderReport(r: RunResults, oldNotes: string): string {
   L.push("## 2. Group fan-out (one server process, every member connected)");
   L.push("");
   L.push(
-    "One sender per group (groups of 10: 100 groups; of 100: 10 groups; larger: 1 group). Deliveries/s at saturation: closed loop with 16,000 / members outstanding sends per sender (2 to 16), the window doubled while deliveries/s rose by 10 % or more (at most 3 times; the window of the best phase is shown); `msg` latency (ms, p50 / p90 / p99 / p99.9 / max) open-loop at half of that rate.",
+    "One sender per group (groups of 10: 100 groups; of 100: 10 groups; larger: 1 group). Deliveries/s at saturation: closed loop with 16,000 / members outstanding sends per sender (2 to 16), the window doubled (at most 3 times) until two doublings in a row did not raise deliveries/s by 10 % over the best phase (whose window is shown); `msg` latency (ms, p50 / p90 / p99 / p99.9 / max) open-loop at half of that rate.",
   );
   L.push("");
   L.push(
