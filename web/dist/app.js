@@ -3454,6 +3454,234 @@ function clock(ts) {
   });
 }
 
+// web/src/group_admin.ts
+var JOIN_POLICIES = {
+  approval: "by request, approved by an admin",
+  open: "open to anyone with the id",
+  closed: "closed (members are added)",
+};
+var INVITE_POLICIES = {
+  anyone: "every member",
+  admins: "admins only",
+};
+function select(id, options, value) {
+  return h(
+    "select",
+    {
+      id,
+    },
+    ...Object.entries(options).map(([v, text]) =>
+      h("option", {
+        value: v,
+        selected: v === value,
+      }, text)
+    ),
+  );
+}
+function groupSettingsEl(info, save) {
+  const idLine = h(
+    "p",
+    {
+      class: "group-id",
+    },
+    "Group id (to share for joining): ",
+    h("code", null, info.groupId),
+  );
+  if (info.role === "member") {
+    return h(
+      "section",
+      {
+        class: "group-settings",
+        "aria-label": "Group settings",
+      },
+      info.announcement
+        ? h("p", {
+          class: "announcement",
+        }, info.announcement)
+        : null,
+      info.description ? h("p", null, info.description) : null,
+      h("p", null, `Joining: ${JOIN_POLICIES[info.joinPolicy]}.`),
+      h("p", null, `Who adds members: ${INVITE_POLICIES[info.invitePolicy]}.`),
+      info.muteAll ? h("p", null, "Only admins can write right now.") : null,
+      idLine,
+    );
+  }
+  const name = h("input", {
+    id: "gs-name",
+    maxlength: 100,
+    required: true,
+    value: info.name,
+  });
+  const announcement2 = h("textarea", {
+    id: "gs-announcement",
+    maxlength: 4e3,
+    rows: 2,
+  });
+  announcement2.value = info.announcement;
+  const description = h("textarea", {
+    id: "gs-description",
+    maxlength: 1e3,
+    rows: 2,
+  });
+  description.value = info.description;
+  const invite = select("gs-invite", INVITE_POLICIES, info.invitePolicy);
+  const join = select("gs-join", JOIN_POLICIES, info.joinPolicy);
+  const muteAll = h("input", {
+    id: "gs-mute-all",
+    type: "checkbox",
+    checked: info.muteAll,
+  });
+  return h(
+    "form",
+    {
+      class: "group-settings",
+      "aria-label": "Group settings",
+      onsubmit: (ev) => {
+        ev.preventDefault();
+        const changes = {
+          update: {},
+        };
+        const trimmed = name.value.trim();
+        if (trimmed && trimmed !== info.name) changes.update.name = trimmed;
+        if (announcement2.value !== info.announcement) {
+          changes.update.announcement = announcement2.value;
+        }
+        if (description.value !== info.description) {
+          changes.update.description = description.value;
+        }
+        if (invite.value !== info.invitePolicy) {
+          changes.update.invitePolicy = invite.value;
+        }
+        if (join.value !== info.joinPolicy) {
+          changes.update.joinPolicy = join.value;
+        }
+        if (muteAll.checked !== info.muteAll) changes.muteAll = muteAll.checked;
+        save(changes);
+      },
+    },
+    h("label", {
+      for: "gs-name",
+    }, "Group name"),
+    name,
+    h("label", {
+      for: "gs-announcement",
+    }, "Announcement"),
+    announcement2,
+    h("label", {
+      for: "gs-description",
+    }, "Description"),
+    description,
+    h("label", {
+      for: "gs-invite",
+    }, "Who adds members"),
+    invite,
+    h("label", {
+      for: "gs-join",
+    }, "Joining"),
+    join,
+    h(
+      "div",
+      {
+        class: "pick",
+      },
+      muteAll,
+      h("label", {
+        for: "gs-mute-all",
+      }, "Only admins can write"),
+    ),
+    idLine,
+    h("button", {
+      type: "submit",
+    }, "Save settings"),
+  );
+}
+function joinRequestsEl(requests, count, nameOf2, answer) {
+  return h(
+    "section",
+    {
+      class: "join-requests",
+      "aria-label": "Join requests",
+    },
+    h("h3", null, count === 0 ? "No join requests" : `Join requests (${count})`),
+    requests.length > 0
+      ? h(
+        "ul",
+        {
+          class: "member-list",
+        },
+        ...requests.map((r) => {
+          const who = nameOf2(r.userId);
+          return h(
+            "li",
+            null,
+            h("span", {
+              class: "name",
+            }, who),
+            h("span", {
+              class: "role",
+            }, r.message ? `\u201C${r.message}\u201D, ${clock(r.ts)}` : clock(r.ts)),
+            h("button", {
+              type: "button",
+              "aria-label": `Approve ${who}`,
+              onclick: () => answer(r.userId, true),
+            }, "Approve"),
+            h("button", {
+              type: "button",
+              class: "secondary",
+              "aria-label": `Reject ${who}`,
+              onclick: () => answer(r.userId, false),
+            }, "Reject"),
+          );
+        }),
+      )
+      : null,
+    requests.length < count ? h("p", null, `Showing the first ${requests.length}.`) : null,
+  );
+}
+function joinGroupForm(join) {
+  const group = h("input", {
+    id: "join-group",
+    required: true,
+    autocomplete: "off",
+  });
+  const message = h("input", {
+    id: "join-message",
+    maxlength: 500,
+  });
+  const details = h(
+    "details",
+    {
+      class: "new-group",
+    },
+    h("summary", null, "Join a group"),
+    h(
+      "form",
+      {
+        onsubmit: async (ev) => {
+          ev.preventDefault();
+          if (await join(group.value.trim(), message.value.trim())) {
+            group.value = "";
+            message.value = "";
+            details.open = false;
+          }
+        },
+      },
+      h("label", {
+        for: "join-group",
+      }, "Group id"),
+      group,
+      h("label", {
+        for: "join-message",
+      }, "Note to the admins (optional)"),
+      message,
+      h("button", {
+        type: "submit",
+      }, "Ask to join"),
+    ),
+  );
+  return details;
+}
+
 // web/src/app.ts
 var QUICK_REACTION = "\u{1F44D}";
 var client = new ImClient({
@@ -3655,6 +3883,7 @@ function showMain() {
         h("h2", null, "Friends"),
         friendList,
         groupForm,
+        joinGroupForm(joinGroup),
         h("h2", {
           id: "convs-title",
         }, "Conversations"),
@@ -3741,6 +3970,32 @@ function newGroupForm() {
     ),
   );
   return details;
+}
+async function joinGroup(group, message) {
+  if (!group) return false;
+  try {
+    const r = await client.request("group.join", {
+      group,
+      ...message
+        ? {
+          message,
+        }
+        : {},
+    });
+    if (r.status === "joined") {
+      const c = ensureConv(`g:${group}`, {
+        group,
+      });
+      await titleLookup(c);
+      openConv(c.conv);
+    } else flash("Request sent: an admin of the group will answer.");
+    return true;
+  } catch (err) {
+    flash(
+      err instanceof ImClientError && err.code === "not_found" ? "No such group." : describe(err),
+    );
+    return false;
+  }
 }
 async function start(username) {
   state.convs.clear();
@@ -4253,7 +4508,25 @@ async function renderMembers(c, panel) {
   const me = state.me?.userId ?? "";
   const myRole = info.role;
   const members = page.members;
-  await Promise.all(members.map((m) => lookup(m.userId)));
+  let requests = null;
+  if (myRole !== "member") {
+    try {
+      const r = await client.request("group.requests", {
+        group,
+        limit: 100,
+      });
+      requests = {
+        requests: r.requests,
+        count: Number(r.count),
+      };
+    } catch (err) {
+      flash(describe(err));
+    }
+  }
+  await Promise.all([
+    ...members.map((m) => m.userId),
+    ...(requests?.requests ?? []).map((r) => r.userId),
+  ].map(lookup));
   const act = (op, fields, after) => async () => {
     try {
       await client.request(op, {
@@ -4394,8 +4667,47 @@ async function renderMembers(c, panel) {
         act("group.dissolve", {}, () => replace(panel, h("p", null, "The group is dissolved.")))();
       }
     }, "danger");
+  const save = async (changes) => {
+    try {
+      if (Object.keys(changes.update).length > 0) {
+        await client.request("group.update", {
+          group,
+          ...changes.update,
+        });
+      }
+      if (changes.muteAll !== void 0) {
+        await client.request("group.mute_all", {
+          group,
+          on: changes.muteAll,
+        });
+      }
+      if (changes.update.name) {
+        state.groups.set(group, {
+          name: changes.update.name,
+        });
+        renderConvList();
+        renderChatHeader();
+      }
+      await renderMembers(c, panel);
+      flash("Group settings saved.");
+    } catch (err) {
+      flash(describe(err));
+    }
+  };
   replace(
     panel,
+    groupSettingsEl(info, save),
+    requests
+      ? joinRequestsEl(
+        requests.requests,
+        requests.count,
+        nameOf,
+        (user, approve) =>
+          act(approve ? "group.approve" : "group.reject", {
+            user,
+          })(),
+      )
+      : null,
     h("p", null, page.count === 1 ? "1 member" : `${page.count} members`),
     h("ul", {
       class: "member-list",
@@ -5102,8 +5414,34 @@ client.on("group.updated", (f) => {
     });
     renderConvList();
     renderChatHeader();
+    refreshMembersPanel(f.groupId);
   }
 });
+client.on("group.join_request", (f) => {
+  const group = String(f.group);
+  const user = String(f.user);
+  Promise.all([
+    lookup(user),
+    titleLookup(ensureConv(`g:${group}`, {
+      group,
+    })),
+  ]).then(() => {
+    flash(`${nameOf(user)} asks to join ${state.groups.get(group)?.name ?? "a group"}.`);
+    refreshMembersPanel(group);
+  });
+});
+client.on("group.join_rejected", (f) => {
+  const group = String(f.group);
+  flash(`Your request to join ${state.groups.get(group)?.name ?? group} was declined.`);
+});
+function refreshMembersPanel(group) {
+  const c = state.active ? state.convs.get(state.active) : null;
+  const details = chat.querySelector("details.members");
+  const panel = chat.querySelector(".members-panel");
+  if (c && "group" in c.peer && c.peer.group === group && details?.open && panel) {
+    renderMembers(c, panel);
+  }
+}
 client.on("system", (f) => {
   const text = String(f.text ?? "");
   const scope = f.scope === "group"

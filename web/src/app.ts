@@ -27,6 +27,14 @@ import {
   type SignedOutReason,
 } from "../../sdk/mod.ts";
 import { clock, h, replace } from "./dom.ts";
+import {
+  type GroupChanges,
+  type GroupInfo,
+  groupSettingsEl,
+  joinGroupForm,
+  type JoinRequest,
+  joinRequestsEl,
+} from "./group_admin.ts";
 
 // ---------------------------------------------------------------- state
 
@@ -219,6 +227,7 @@ function showMain(): void {
         h("h2", null, "Friends"),
         friendList,
         groupForm,
+        joinGroupForm(joinGroup),
         h("h2", { id: "convs-title" }, "Conversations"),
         h("nav", { "aria-labelledby": "convs-title" }, convList),
       ),
@@ -282,6 +291,29 @@ function newGroupForm(): HTMLElement {
     ),
   );
   return details;
+}
+
+/**
+ * Asks to join `group` (sidebar form): an open group is joined and opened at once, a group that
+ * approves requests gets one (its admins answer; the `member.joined` message or a
+ * `group.join_rejected` push tells the outcome). True when the request went through.
+ */
+async function joinGroup(group: string, message: string): Promise<boolean> {
+  if (!group) return false;
+  try {
+    const r = await client.request("group.join", { group, ...(message ? { message } : {}) });
+    if (r.status === "joined") {
+      const c = ensureConv(`g:${group}`, { group });
+      await titleLookup(c);
+      openConv(c.conv);
+    } else flash("Request sent: an admin of the group will answer.");
+    return true;
+  } catch (err) {
+    flash(
+      err instanceof ImClientError && err.code === "not_found" ? "No such group." : describe(err),
+    );
+    return false;
+  }
 }
 
 // ---------------------------------------------------------------- session
@@ -753,7 +785,20 @@ async function renderMembers(c: Conv, panel: HTMLElement): Promise<void> {
   const me = state.me?.userId ?? "";
   const myRole = info.role as GroupMember["role"];
   const members = page.members as GroupMember[];
-  await Promise.all(members.map((m) => lookup(m.userId)));
+  let requests: { requests: JoinRequest[]; count: number } | null = null;
+  if (myRole !== "member") {
+    try {
+      const r = await client.request("group.requests", { group, limit: 100 });
+      requests = { requests: r.requests as JoinRequest[], count: Number(r.count) };
+    } catch (err) {
+      flash(describe(err));
+    }
+  }
+  await Promise.all(
+    [...members.map((m) => m.userId), ...(requests?.requests ?? []).map((r) => r.userId)].map(
+      lookup,
+    ),
+  );
   const act = (op: string, fields: Record<string, unknown>, after?: () => void) => async () => {
     try {
       await client.request(op, { group, ...fields });
@@ -853,8 +898,36 @@ async function renderMembers(c: Conv, panel: HTMLElement): Promise<void> {
       },
       "danger",
     );
+  const save = async (changes: GroupChanges) => {
+    try {
+      if (Object.keys(changes.update).length > 0) {
+        await client.request("group.update", { group, ...changes.update });
+      }
+      if (changes.muteAll !== undefined) {
+        await client.request("group.mute_all", { group, on: changes.muteAll });
+      }
+      if (changes.update.name) {
+        state.groups.set(group, { name: changes.update.name });
+        renderConvList();
+        renderChatHeader();
+      }
+      await renderMembers(c, panel);
+      flash("Group settings saved.");
+    } catch (err) {
+      flash(describe(err));
+    }
+  };
   replace(
     panel,
+    groupSettingsEl(info as unknown as GroupInfo, save),
+    requests
+      ? joinRequestsEl(
+        requests.requests,
+        requests.count,
+        nameOf,
+        (user, approve) => act(approve ? "group.approve" : "group.reject", { user })(),
+      )
+      : null,
     h("p", null, page.count === 1 ? "1 member" : `${page.count} members`),
     h("ul", { class: "member-list" }, ...rows),
     page.more ? h("p", null, `Showing the first ${members.length}.`) : null,
@@ -1438,8 +1511,33 @@ client.on("group.updated", (f) => {
     state.groups.set(f.groupId, { name: f.name });
     renderConvList();
     renderChatHeader();
+    refreshMembersPanel(f.groupId);
   }
 });
+
+client.on("group.join_request", (f) => {
+  const group = String(f.group);
+  const user = String(f.user);
+  Promise.all([lookup(user), titleLookup(ensureConv(`g:${group}`, { group }))]).then(() => {
+    flash(`${nameOf(user)} asks to join ${state.groups.get(group)?.name ?? "a group"}.`);
+    refreshMembersPanel(group);
+  });
+});
+
+client.on("group.join_rejected", (f) => {
+  const group = String(f.group);
+  flash(`Your request to join ${state.groups.get(group)?.name ?? group} was declined.`);
+});
+
+/** Redraws the members panel when it is open on `group` (a change made elsewhere). */
+function refreshMembersPanel(group: string): void {
+  const c = state.active ? state.convs.get(state.active) : null;
+  const details = chat.querySelector<HTMLDetailsElement>("details.members");
+  const panel = chat.querySelector<HTMLElement>(".members-panel");
+  if (c && "group" in c.peer && c.peer.group === group && details?.open && panel) {
+    renderMembers(c, panel);
+  }
+}
 
 client.on("system", (f) => {
   const text = String(f.text ?? "");
