@@ -3456,7 +3456,7 @@ function clock(ts) {
 
 // web/src/group_admin.ts
 var JOIN_POLICIES = {
-  approval: "by request, approved by an admin",
+  approval: "on request (admins approve)",
   open: "open to anyone with the id",
   closed: "closed (members are added)",
 };

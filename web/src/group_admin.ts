@@ -41,7 +41,7 @@ export interface JoinRequest {
 }
 
 const JOIN_POLICIES: Record<GroupInfo["joinPolicy"], string> = {
-  approval: "by request, approved by an admin",
+  approval: "on request (admins approve)",
   open: "open to anyone with the id",
   closed: "closed (members are added)",
 };
