@@ -107,6 +107,11 @@ Deno.test({
       await hiOnB.getByRole("button", { name: "React 👍" }).click();
       await aliceMsg.getByRole("button", { name: `👍 1: ${bob}` }).waitFor();
       await hiOnB.getByRole("button", { name: "Remove 👍" }).waitFor();
+      // Another from the toolbar's "More reactions".
+      await hiOnB.hover();
+      await hiOnB.getByText("+", { exact: true }).click();
+      await hiOnB.getByRole("button", { name: "React ❤️" }).click();
+      await aliceMsg.getByRole("button", { name: `❤️ 1: ${bob}` }).waitFor();
 
       // Alice edits it; Bob sees the new text marked as edited.
       await aliceMsg.hover();

@@ -3684,6 +3684,14 @@ function joinGroupForm(join) {
 
 // web/src/app.ts
 var QUICK_REACTION = "\u{1F44D}";
+var MORE_REACTIONS = [
+  "\u2764\uFE0F",
+  "\u{1F602}",
+  "\u{1F62E}",
+  "\u{1F622}",
+  "\u{1F64F}",
+  "\u{1F389}",
+];
 var client = new ImClient({
   baseUrl: location.origin,
   device: deviceId(),
@@ -4839,21 +4847,33 @@ function reactionsEl(c, m) {
   );
 }
 function actionsEl(c, m, mine) {
-  const reacted =
-    m.reactions?.some((r) =>
-      r.emoji === QUICK_REACTION && r.users.includes(state.me?.userId ?? "")
-    ) ?? false;
+  const me = state.me?.userId ?? "";
+  const reactButton = (emoji) => {
+    const reacted = m.reactions?.some((r) => r.emoji === emoji && r.users.includes(me)) ?? false;
+    return h("button", {
+      type: "button",
+      class: "link",
+      "aria-label": reacted ? `Remove ${emoji}` : `React ${emoji}`,
+      onclick: () => react(c, m, emoji, !reacted),
+    }, emoji);
+  };
   return h(
     "div",
     {
       class: "actions",
     },
-    h("button", {
-      type: "button",
-      class: "link",
-      "aria-label": reacted ? `Remove ${QUICK_REACTION}` : `React ${QUICK_REACTION}`,
-      onclick: () => react(c, m, QUICK_REACTION, !reacted),
-    }, QUICK_REACTION),
+    reactButton(QUICK_REACTION),
+    h(
+      "details",
+      {
+        class: "more-reactions",
+      },
+      h("summary", {
+        "aria-label": "More reactions",
+        title: "More reactions",
+      }, "+"),
+      ...MORE_REACTIONS.map(reactButton),
+    ),
     mine && m.body.type === "text"
       ? h("button", {
         type: "button",

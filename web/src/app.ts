@@ -57,8 +57,10 @@ interface Reaction {
   users: string[];
 }
 
-/** The one reaction the message toolbar offers (any emoji works over the protocol). */
+/** The reaction the message toolbar offers at once (any emoji works over the protocol). */
 const QUICK_REACTION = "👍";
+/** The others the toolbar's "More reactions" opens. */
+const MORE_REACTIONS = ["❤️", "😂", "😮", "😢", "🙏", "🎉"];
 
 interface Conv {
   conv: string;
@@ -1037,19 +1039,27 @@ function reactionsEl(c: Conv, m: ChatMessage): HTMLElement {
 
 /** What can be done to a message: react; the sender may also edit (text) and recall. */
 function actionsEl(c: Conv, m: ChatMessage, mine: boolean): HTMLElement {
-  const reacted =
-    m.reactions?.some((r) =>
-      r.emoji === QUICK_REACTION && r.users.includes(state.me?.userId ?? "")
-    ) ?? false;
+  const me = state.me?.userId ?? "";
+  // A toggle: reacting with an emoji already given takes it back.
+  const reactButton = (emoji: string) => {
+    const reacted = m.reactions?.some((r) => r.emoji === emoji && r.users.includes(me)) ?? false;
+    return h("button", {
+      type: "button",
+      class: "link",
+      "aria-label": reacted ? `Remove ${emoji}` : `React ${emoji}`,
+      onclick: () => react(c, m, emoji, !reacted),
+    }, emoji);
+  };
   return h(
     "div",
     { class: "actions" },
-    h("button", {
-      type: "button",
-      class: "link",
-      "aria-label": reacted ? `Remove ${QUICK_REACTION}` : `React ${QUICK_REACTION}`,
-      onclick: () => react(c, m, QUICK_REACTION, !reacted),
-    }, QUICK_REACTION),
+    reactButton(QUICK_REACTION),
+    h(
+      "details",
+      { class: "more-reactions" },
+      h("summary", { "aria-label": "More reactions", title: "More reactions" }, "+"),
+      ...MORE_REACTIONS.map(reactButton),
+    ),
     mine && m.body.type === "text"
       ? h("button", { type: "button", class: "link", onclick: () => startEdit(c, m) }, "Edit")
       : null,
