@@ -100,6 +100,11 @@ export interface PostgresStoreOptions {
    * run everything through one of them.
    */
   nodeNumberingMinEntries?: number;
+  /**
+   * Receives the server's notices and log messages sent to the session (default: dropped).
+   * Tests read `auto_explain`'s plans through it.
+   */
+  onNotice?: (notice: { message?: string }) => void;
 }
 
 /**
@@ -156,7 +161,7 @@ export function openPostgresStore(url: string, options: PostgresStoreOptions = {
       connect_timeout: options.connectTimeoutSeconds ?? 10,
       types: INT8_AS_NUMBER,
       // Notices are informational (e.g. "relation exists"): not errors, not worth a log line.
-      onnotice: () => {},
+      onnotice: options.onNotice ?? (() => {}),
     }) as unknown as Sql;
   return new PostgresStore(
     makePool,
@@ -573,9 +578,7 @@ class PostgresStore implements Store {
             SELECT r.seq_start - r.cseq_start + m.cseq AS seq,
                    ${sql.unsafe(MESSAGE_COLUMNS.split(", ").map((c) => `m.${c}`).join(", "))}
             FROM (${runsBetween(sql, userId, from, to)}) r
-            JOIN messages m ON m.conv = r.conv
-              AND m.cseq >= r.cseq_start + GREATEST(0, ${from + 1}::bigint - r.seq_start)
-              AND m.cseq < r.cseq_start + LEAST(r.count, ${to + 1}::bigint - r.seq_start)
+            CROSS JOIN LATERAL (${messagesOfRun(sql, from, to)}) m
             WHERE NOT EXISTS (
               SELECT 1 FROM message_hidden h WHERE h.user_id = s.user_id AND h.mid = m.mid)
             ORDER BY 1
@@ -966,9 +969,7 @@ class PostgresStore implements Store {
         SELECT m.conv, min(m.cseq) AS first_cseq, max(m.cseq) AS last_cseq,
                max(r.seq_start - r.cseq_start + m.cseq) AS last_seq, count(*)::int AS n
         FROM (${runsBetween(sql, userId, after, to)}) r
-        JOIN messages m ON m.conv = r.conv
-          AND m.cseq >= r.cseq_start + GREATEST(0, ${after + 1}::bigint - r.seq_start)
-          AND m.cseq < r.cseq_start + LEAST(r.count, ${to + 1}::bigint - r.seq_start)
+        CROSS JOIN LATERAL (${messagesOfRun(sql, after, to)}) m
         GROUP BY m.conv
         ORDER BY m.conv`;
       let scanned = 0;
@@ -993,7 +994,11 @@ class PostgresStore implements Store {
       const rows = await sql`
         SELECT ${sql.unsafe(MESSAGE_COLUMNS.split(", ").map((c) => `m.${c}`).join(", "))}
         FROM json_to_recordset(${JSON.stringify(refs)}::text::json) AS x(conv text, cseq bigint)
-        JOIN messages m ON m.conv = x.conv AND m.cseq = x.cseq`;
+        -- LIMIT: one index lookup per reference, never a join the planner could run as a scan
+        -- of messages (see messagesOfRun).
+        CROSS JOIN LATERAL (
+          SELECT * FROM messages m WHERE m.conv = x.conv AND m.cseq = x.cseq LIMIT 1
+        ) m`;
       return rows.map(toMessage);
     });
   }
@@ -1167,6 +1172,22 @@ function runsBetween(sql: Sql, userId: string, after: number, to: number) {
            last_seq - tail_seq_start + 1
     FROM user_inbox_seq
     WHERE user_id = ${userId} AND tail_conv <> '' AND tail_seq_start <= ${to}::bigint`;
+}
+
+/**
+ * The messages of run `r` (a row of {@link runsBetween}) at inbox positions after..to, for a
+ * LATERAL join. OFFSET 0 keeps the subquery from being pulled up into a join: one index range
+ * scan of (conv, cseq) per run. Pulled up, the statement's plan (cached per connection, made
+ * with the statistics of that moment) was a hash join over a sequential scan of messages when
+ * made on a small table, as on every fresh database, and stayed so while the table grew.
+ */
+function messagesOfRun(sql: Sql, after: number, to: number) {
+  return sql`
+    SELECT * FROM messages m
+    WHERE m.conv = r.conv
+      AND m.cseq >= r.cseq_start + GREATEST(0, ${after + 1}::bigint - r.seq_start)
+      AND m.cseq < r.cseq_start + LEAST(r.count, ${to + 1}::bigint - r.seq_start)
+    OFFSET 0`;
 }
 
 /** The im_* functions return the stored epoch after the write: above ours means fenced. */

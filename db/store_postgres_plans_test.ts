@@ -2,14 +2,14 @@
  * The plans Postgres caches for the append functions' statements. A PL/pgSQL statement's plan is
  * made once per connection (after five calls, a generic plan with the statistics of that
  * moment) and kept while the tables grow: a plan made on a fresh database must already look
- * messages up by index. The plans are read from auto_explain, sent to this session as log
+ * messages up by index. The plans are read from auto_explain, sent to the session as log
  * messages, with the generic plan forced.
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { imAppendBatch, openPostgresStore } from "./store_postgres.ts";
 import { createTempDatabase } from "../tests/support/postgres.ts";
-import type { AppendRequest } from "./store.ts";
+import type { AppendRequest, Store } from "./store.ts";
 
 function directMessage(k: number): AppendRequest {
   return {
@@ -87,4 +87,52 @@ Deno.test("im_append_lock's plan made on an empty database looks messages up by 
     }
     assertMessagesByIndex(plans);
   });
+});
+
+Deno.test("the store's reads of messages and inboxes, planned on an empty database, use indexes", async () => {
+  const db = await createTempDatabase();
+  const plans: string[] = [];
+  const setup = openPostgresStore(db.url, { max: 1 });
+  let store: Store | undefined;
+  try {
+    await setup.migrate();
+    await setup.close();
+    // Every later session of this database logs its plans to itself.
+    const admin = postgres(db.url, { max: 1, onnotice: () => {} });
+    for (
+      const setting of [
+        "session_preload_libraries = 'auto_explain'",
+        "auto_explain.log_min_duration = 0",
+        "auto_explain.log_nested_statements = on",
+        "plan_cache_mode = force_generic_plan",
+        "client_min_messages = log",
+      ]
+    ) await admin.unsafe(`ALTER DATABASE ${db.name} SET ${setting}`);
+    await admin.end({ timeout: 5 });
+    store = openPostgresStore(db.url, {
+      max: 1,
+      onNotice: (n) => {
+        if (String(n.message).includes("plan:")) plans.push(String(n.message));
+      },
+    });
+    for (let k = 0; k < 6; k += 2) {
+      await store.append([directMessage(k), directMessage(k + 1)]);
+      await store.readInbox("a", 0, 10);
+      await store.scanInboxConversations("a", 0, 10);
+      await store.messagesAt([{ conv: "d:a:b", cseq: 1 }]);
+      await store.history("d:a:b", null, 10);
+      await store.historyFor("a", "d:a:b", null, 10);
+      await store.unreadCounts("a", [{ conv: "d:a:b", after: 0, upTo: 2 }], 10);
+      await store.findByCmid("a", "c1");
+    }
+    assert.equal((await store.readInbox("a", 0, 10)).length, 6, "the reads work");
+    const reading = plans.filter((p) => / on (messages|inbox_runs)\b/.test(p));
+    assert.ok(reading.length >= 3 * 7, `the reads were explained (${reading.length} plans)`);
+    for (const plan of reading) {
+      assert.doesNotMatch(plan, /Seq Scan on (messages|inbox_runs)/, plan);
+    }
+  } finally {
+    await store?.close();
+    await db.drop();
+  }
 });
