@@ -355,8 +355,8 @@ class PostgresStore implements Store {
     return this.#idempotent(async (sql) => {
       if (userIds.length === 0) return [];
       const rows = await sql`
-        SELECT user_id FROM users
-        WHERE user_id IN (SELECT json_array_elements_text(${JSON.stringify(userIds)}::text::json))`;
+        SELECT u.user_id FROM ${idList(sql, userIds)}
+        CROSS JOIN LATERAL (SELECT user_id FROM users WHERE user_id = x.id LIMIT 1) u`;
       return rows.map((r) => r.user_id as string);
     });
   }
@@ -1033,11 +1033,12 @@ class PostgresStore implements Store {
     return this.#idempotent(async (sql) => {
       if (userIds.length === 0) return [];
       const rows = await sql`
-        SELECT ${sql.unsafe(PROFILE_COLUMNS)}
-        FROM users u LEFT JOIN profiles p ON p.user_id = u.user_id
-        WHERE u.user_id IN (SELECT json_array_elements_text(${
-        JSON.stringify(userIds)
-      }::text::json))`;
+        SELECT q.* FROM ${idList(sql, userIds)}
+        CROSS JOIN LATERAL (
+          SELECT ${sql.unsafe(PROFILE_COLUMNS)}
+          FROM users u LEFT JOIN profiles p ON p.user_id = u.user_id
+          WHERE u.user_id = x.id LIMIT 1
+        ) q`;
       return rows.map(toProfile);
     });
   }
@@ -1172,6 +1173,18 @@ function runsBetween(sql: Sql, userId: string, after: number, to: number) {
            last_seq - tail_seq_start + 1
     FROM user_inbox_seq
     WHERE user_id = ${userId} AND tail_conv <> '' AND tail_seq_start <= ${to}::bigint`;
+}
+
+/**
+ * `ids` (without duplicates) as the rows of `x(id)`, to drive LATERAL lookups by key: one index
+ * probe per id. A semi-join on the list instead (`key IN (SELECT ...)`) could be planned as a
+ * hash join over a sequential scan of the table, and postgres.js's prepared statements keep a
+ * plan made while the table was small (as on every fresh database) while it grows.
+ */
+function idList(sql: Sql, ids: string[]) {
+  return sql`(SELECT DISTINCT json_array_elements_text(${
+    JSON.stringify(ids)
+  }::text::json) AS id) x`;
 }
 
 /**
@@ -1357,9 +1370,11 @@ async function reactionsOf(sql: Sql, mids: string[]): Promise<Map<string, Reacti
   const out = new Map<string, ReactionSummary[]>();
   if (mids.length === 0) return out;
   const rows = await sql`
-    SELECT mid, emoji, user_id FROM message_reactions
-    WHERE mid IN (SELECT json_array_elements_text(${JSON.stringify(mids)}::text::json))
-    ORDER BY mid, ts, user_id`;
+    SELECT r.mid, r.emoji, r.user_id FROM ${idList(sql, mids)}
+    CROSS JOIN LATERAL (
+      SELECT mid, emoji, user_id, ts FROM message_reactions WHERE mid = x.id OFFSET 0
+    ) r
+    ORDER BY r.mid, r.ts, r.user_id`;
   for (const r of rows) {
     const mid = r.mid as string;
     let list = out.get(mid);

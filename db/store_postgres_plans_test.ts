@@ -89,7 +89,7 @@ Deno.test("im_append_lock's plan made on an empty database looks messages up by 
   });
 });
 
-Deno.test("the store's reads of messages and inboxes, planned on an empty database, use indexes", async () => {
+Deno.test("the store's reads of messages, inboxes, reactions and users, planned on an empty database, use indexes", async () => {
   const db = await createTempDatabase();
   const plans: string[] = [];
   const setup = openPostgresStore(db.url, { max: 1 });
@@ -115,8 +115,19 @@ Deno.test("the store's reads of messages and inboxes, planned on an empty databa
         if (String(n.message).includes("plan:")) plans.push(String(n.message));
       },
     });
+    for (const [id, name] of [["a", "alice"], ["b", "bob"]]) {
+      await store.createUser({
+        userId: id,
+        username: name,
+        passwordHash: "x",
+        createdAt: 1,
+        disabled: false,
+      });
+    }
     for (let k = 0; k < 6; k += 2) {
       await store.append([directMessage(k), directMessage(k + 1)]);
+      await store.existingUsers(["a", "b", "nobody"]);
+      await store.getProfiles(["a", "b"]);
       await store.readInbox("a", 0, 10);
       await store.scanInboxConversations("a", 0, 10);
       await store.messagesAt([{ conv: "d:a:b", cseq: 1 }]);
@@ -126,10 +137,12 @@ Deno.test("the store's reads of messages and inboxes, planned on an empty databa
       await store.findByCmid("a", "c1");
     }
     assert.equal((await store.readInbox("a", 0, 10)).length, 6, "the reads work");
-    const reading = plans.filter((p) => / on (messages|inbox_runs)\b/.test(p));
-    assert.ok(reading.length >= 3 * 7, `the reads were explained (${reading.length} plans)`);
+    assert.deepEqual((await store.existingUsers(["b", "a", "b", "nobody"])).sort(), ["a", "b"]);
+    const tables = "messages|inbox_runs|message_reactions|users|profiles";
+    const reading = plans.filter((p) => new RegExp(` on (${tables})\\b`).test(p));
+    assert.ok(reading.length >= 3 * 9, `the reads were explained (${reading.length} plans)`);
     for (const plan of reading) {
-      assert.doesNotMatch(plan, /Seq Scan on (messages|inbox_runs)/, plan);
+      assert.doesNotMatch(plan, new RegExp(`Seq Scan on (${tables})\\b`), plan);
     }
   } finally {
     await store?.close();
