@@ -37,6 +37,20 @@ function uniq(name: string): string {
   return `${name}${crypto.randomUUID().replaceAll("-", "").slice(0, 6)}`;
 }
 
+/** A page in a browser context of its own, with the tests' default timeout. */
+async function newPage(browser: Browser): Promise<Page> {
+  const page = await (await browser.newContext()).newPage();
+  page.setDefaultTimeout(20_000);
+  return page;
+}
+
+/** A new account (named `prefix` + a random suffix) and a protocol client signed in as it. */
+async function signedUpClient(base: string, prefix: string) {
+  const name = uniq(prefix);
+  const account = await signUp(base, name, PASSWORD);
+  return { name, account, client: await TestClient.connect(base, account.accessToken) };
+}
+
 async function signUpIn(page: Page, base: string, username: string): Promise<void> {
   await page.goto(base + "/");
   await page.getByLabel("Username").fill(username);
@@ -63,9 +77,8 @@ Deno.test({
     try {
       browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
       const [alice, bob, root] = [uniq("alice"), uniq("bob"), uniq("root")];
-      const a = await (await browser.newContext()).newPage();
-      const b = await (await browser.newContext()).newPage();
-      for (const p of [a, b]) p.setDefaultTimeout(20_000);
+      const a = await newPage(browser);
+      const b = await newPage(browser);
       await signUpIn(a, node.url, alice);
       await signUpIn(b, node.url, bob);
 
@@ -194,15 +207,12 @@ Deno.test({
   async fn() {
     const node = await testNode();
     let browser: Browser | undefined;
-    const bobName = uniq("bob");
-    const bob = await signUp(node.url, bobName, PASSWORD);
+    const { name: bobName, client: bc } = await signedUpClient(node.url, "bob");
     const carolName = uniq("carol");
-    const bc = await TestClient.connect(node.url, bob.accessToken);
     try {
       // Alice signs up in the browser; Bob befriends her and writes 40 messages beforehand.
       browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
-      const a = await (await browser.newContext()).newPage();
-      a.setDefaultTimeout(20_000);
+      const a = await newPage(browser);
       const aliceName = uniq("alice");
       await signUpIn(a, node.url, aliceName);
       const found = await bc.request({ op: "user.search", query: aliceName });
@@ -340,16 +350,11 @@ Deno.test({
   async fn() {
     const node = await testNode();
     let browser: Browser | undefined;
-    const carolName = uniq("carol");
-    const carol = await signUp(node.url, carolName, PASSWORD);
-    const cc = await TestClient.connect(node.url, carol.accessToken);
-    const daveName = uniq("dave");
-    const dave = await signUp(node.url, daveName, PASSWORD);
-    const dc = await TestClient.connect(node.url, dave.accessToken);
+    const { name: carolName, client: cc } = await signedUpClient(node.url, "carol");
+    const { name: daveName, client: dc } = await signedUpClient(node.url, "dave");
     try {
       browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
-      const a = await (await browser.newContext()).newPage();
-      a.setDefaultTimeout(20_000);
+      const a = await newPage(browser);
       const aliceName = uniq("alice");
       await signUpIn(a, node.url, aliceName);
 
