@@ -17,6 +17,7 @@
 import { Packr, Unpackr } from "msgpackr";
 import { io as sioConnect, type Socket as SioSocket } from "socket.io-client";
 import msgpackParser from "socket.io-msgpack-parser";
+import { TcpWebSocket } from "./tcp_ws.ts";
 
 const packr = new Packr({ useRecords: false });
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: "number" });
@@ -84,6 +85,58 @@ export interface ClientSpec {
   rooms?: string[];
 }
 
+/** The part of a WebSocket client that {@link WsClient} uses. */
+interface FrameSocket {
+  onmessage: (data: Uint8Array) => void;
+  onclose: (code: number) => void;
+  readonly isOpen: boolean;
+  send(data: Uint8Array): void;
+  close(): void;
+}
+
+/**
+ * Opens the WebSocket of `im` and `bare` (`/v1/ws`, `im.v1.msgpack`): a {@link TcpWebSocket}
+ * with `TCP_NODELAY`, as browsers have; `BENCH_DENO_WS=1` uses Deno's `WebSocket` client instead
+ * (a diagnostic: it leaves Nagle's algorithm on, see bench/tcp_ws.ts).
+ */
+async function openFrameSocket(url: string): Promise<FrameSocket> {
+  if (Deno.env.get("BENCH_DENO_WS") !== "1") {
+    const ws = await TcpWebSocket.connect(url, "/v1/ws", "im.v1.msgpack");
+    const socket: FrameSocket = {
+      onmessage: () => {},
+      onclose: () => {},
+      get isOpen() {
+        return ws.isOpen;
+      },
+      send: (data) => ws.send(data),
+      close: () => ws.close(),
+    };
+    ws.onmessage = (d) => typeof d !== "string" && socket.onmessage(d);
+    ws.onclose = (code) => socket.onclose(code);
+    return socket;
+  }
+  const ws = new WebSocket(url.replace(/^http/, "ws") + "/v1/ws", "im.v1.msgpack");
+  ws.binaryType = "arraybuffer";
+  await new Promise<void>((resolve, reject) => {
+    ws.onopen = () => resolve();
+    ws.onerror = (e) => reject(new Error(`ws open failed: ${(e as ErrorEvent).message}`));
+    ws.onclose = (e) => reject(new Error(`ws closed before open: ${e.code}`));
+  });
+  const socket: FrameSocket = {
+    onmessage: () => {},
+    onclose: () => {},
+    get isOpen() {
+      return ws.readyState === WebSocket.OPEN;
+    },
+    send: (data) => ws.send(data),
+    close: () => ws.close(),
+  };
+  ws.onerror = () => {};
+  ws.onmessage = (ev) => socket.onmessage(new Uint8Array(ev.data as ArrayBuffer));
+  ws.onclose = (ev) => socket.onclose(ev.code);
+  return socket;
+}
+
 interface Pending {
   t: number;
   cmid: string;
@@ -92,7 +145,7 @@ interface Pending {
 
 /** A client of the `im` or `bare` system: msgpack frames over a WebSocket. */
 export class WsClient implements LoadClient {
-  #ws!: WebSocket;
+  #ws!: FrameSocket;
   #nextId = 1;
   readonly #pending = new Map<number, Pending>();
   #maxSeq = 0;
@@ -108,25 +161,18 @@ export class WsClient implements LoadClient {
   /** Opens and authenticates; rejects when either fails. */
   static async open(kind: "im" | "bare", spec: ClientSpec, events: ClientEvents) {
     const c = new WsClient(spec.key, spec.user, events);
-    const ws = new WebSocket(spec.url.replace(/^http/, "ws") + "/v1/ws", "im.v1.msgpack");
+    const ws = await openFrameSocket(spec.url);
     c.#ws = ws;
-    ws.binaryType = "arraybuffer";
     let closeResolve!: () => void;
     c.#closedP = new Promise((r) => closeResolve = r);
-    await new Promise<void>((resolve, reject) => {
-      ws.onopen = () => resolve();
-      ws.onerror = (e) => reject(new Error(`ws open failed: ${(e as ErrorEvent).message}`));
-      ws.onclose = (e) => reject(new Error(`ws closed before open: ${e.code}`));
-    });
-    ws.onerror = () => {};
-    ws.onmessage = (ev) => c.#onMessage(ev.data as ArrayBuffer);
-    ws.onclose = (ev) => {
+    ws.onmessage = (data) => c.#onMessage(data);
+    ws.onclose = (code) => {
       for (const [, p] of c.#pending) {
         if (p.resolve) p.resolve({ op: "error", code: "closed" });
         else events.error(c, p.t, "closed", p.cmid);
       }
       c.#pending.clear();
-      events.closed(c, ev.code);
+      events.closed(c, code);
       closeResolve();
     };
     const auth = kind === "im"
@@ -171,14 +217,14 @@ export class WsClient implements LoadClient {
   }
 
   flushAck(): void {
-    if (this.#maxSeq > this.#ackedSeq && this.#ws.readyState === WebSocket.OPEN) {
+    if (this.#maxSeq > this.#ackedSeq && this.#ws.isOpen) {
       this.#ackedSeq = this.#maxSeq;
       this.#ws.send(packr.pack({ op: "ack", seq: this.#maxSeq }));
     }
   }
 
-  #onMessage(data: ArrayBuffer): void {
-    const frames = unpackr.unpackMultiple(new Uint8Array(data)) as Record<string, unknown>[];
+  #onMessage(data: Uint8Array): void {
+    const frames = unpackr.unpackMultiple(data) as Record<string, unknown>[];
     for (const f of frames) {
       const op = f.op;
       if (op === "msg") {
