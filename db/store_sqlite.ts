@@ -24,7 +24,8 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { dirname } from "node:path";
 import { FencedError, ImError, UnavailableError } from "../actors/errors.ts";
 import { SQLITE_MIGRATIONS, type SqliteMigration } from "./migrations_sqlite.ts";
-import { type BatchState, numberBatch } from "./append_numbering.ts";
+import { type BatchState, numberBatch, type NumberedBatch } from "./append_numbering.ts";
+import { CounterCache } from "./sqlite_counter_cache.ts";
 import type {
   AckCursor,
   AppendRequest,
@@ -128,6 +129,8 @@ class SqliteStore implements Store {
   readonly #db: DatabaseSync;
   readonly #migrations: readonly SqliteMigration[];
   readonly #statements = new Map<string, StatementSync>();
+  /** Counter rows appends have read or written (db/sqlite_counter_cache.ts has the rules). */
+  readonly #counters = new CounterCache();
   #closed = false;
 
   constructor(db: DatabaseSync, migrations: readonly SqliteMigration[]) {
@@ -189,6 +192,8 @@ class SqliteStore implements Store {
             .run(migration.version, Date.now());
         });
       }
+      // A migration may rewrite the counter rows (schema 7 converted every inbox).
+      this.#counters.clear();
     });
   }
 
@@ -316,6 +321,8 @@ class SqliteStore implements Store {
        WHERE actor_epochs.epoch <= excluded.epoch
        RETURNING epoch`,
     ).get(actorId, epoch);
+    // Forgotten even when this transaction rolls back: the next append reads the row again.
+    this.#counters.forgetEpoch(actorId);
     if (!accepted) throw new FencedError(actorId, epoch, this.#epochOf(actorId));
   }
 
@@ -348,11 +355,20 @@ class SqliteStore implements Store {
   append(requests: AppendRequest[]): Promise<AppendResult[]> {
     return this.#call(() => {
       if (requests.length === 0) return [];
-      return this.#tx(() => this.#appendInTx(requests));
+      let batch: NumberedBatch;
+      try {
+        batch = this.#tx(() => this.#appendInTx(requests));
+      } catch (err) {
+        // A failed COMMIT may leave the counters in any state: read them again next time.
+        this.#counters.clear();
+        throw err;
+      }
+      this.#counters.remember(batch);
+      return batch.results;
     });
   }
 
-  #appendInTx(requests: AppendRequest[]): AppendResult[] {
+  #appendInTx(requests: AppendRequest[]): NumberedBatch {
     // This transaction holds SQLite's write lock: the counters read here cannot move before the
     // batch, numbered in memory (append_numbering.ts, shared with the Postgres store), is
     // written back.
@@ -401,11 +417,17 @@ class SqliteStore implements Store {
            tail_cseq = excluded.tail_cseq`,
       ).run(JSON.stringify(batch.counters));
     }
-    return batch.results;
+    return batch;
   }
 
-  /** The counters `requests` may touch and the messages already under their (from, cmid). */
+  /**
+   * The counters `requests` may touch and the messages already under their (from, cmid). Counters
+   * come from the cache when it has them (valid: this transaction holds the write lock and
+   * `data_version` says no other connection committed since the cache was filled).
+   */
   #readBatchState(requests: AppendRequest[]): BatchState {
+    const cache = this.#counters;
+    cache.validate(this.#st("PRAGMA data_version").get()!.data_version as number);
     const state: BatchState = {
       epochs: new Map(),
       cseqs: new Map(),
@@ -420,12 +442,20 @@ class SqliteStore implements Store {
     const users = new Set<string>();
     for (const req of requests) {
       if (!state.epochs.has(req.actorId)) {
-        const row = selectEpoch.get(req.actorId);
-        state.epochs.set(req.actorId, row ? (row.epoch as number) : 0);
+        let epoch = cache.epochs.get(req.actorId);
+        if (epoch === undefined) {
+          const row = selectEpoch.get(req.actorId);
+          cache.setEpoch(req.actorId, epoch = row ? (row.epoch as number) : 0);
+        }
+        state.epochs.set(req.actorId, epoch);
       }
       if (!state.cseqs.has(req.conv)) {
-        const row = selectCseq.get(req.conv);
-        state.cseqs.set(req.conv, row ? (row.last_cseq as number) : 0);
+        let cseq = cache.cseqs.get(req.conv);
+        if (cseq === undefined) {
+          const row = selectCseq.get(req.conv);
+          cache.setCseq(req.conv, cseq = row ? (row.last_cseq as number) : 0);
+        }
+        state.cseqs.set(req.conv, cseq);
       }
       const existing = selectByCmid.get(req.from, req.cmid);
       if (existing) {
@@ -433,8 +463,13 @@ class SqliteStore implements Store {
         if (!bySender) state.prior.set(req.from, bySender = new Map());
         bySender.set(req.cmid, toMessage(existing));
       }
-      for (const u of req.recipients) users.add(u);
+      for (const u of req.recipients) {
+        const counter = cache.inboxes.get(u);
+        if (counter) state.inboxes.set(u, counter);
+        else users.add(u);
+      }
     }
+    if (users.size === 0) return state;
     // One statement for every counter and tail run of the batch (a 1,000-member group is one
     // call, not one per member).
     const rows = this.#st(
@@ -453,6 +488,12 @@ class SqliteStore implements Store {
           ? null
           : { seqStart, conv, cseqStart: (row.tail_cseq as number) - (lastSeq - seqStart) },
       });
+    }
+    // A user without a row counts as new (seq 0, no run): the same as a cached empty counter.
+    for (const u of users) {
+      let counter = state.inboxes.get(u);
+      if (!counter) state.inboxes.set(u, counter = { lastSeq: 0, tail: null });
+      cache.setInbox(u, counter);
     }
     return state;
   }
@@ -683,6 +724,7 @@ class SqliteStore implements Store {
       this.#tx(() => {
         this.#st("DELETE FROM inbox_runs WHERE user_id = ?").run(userId);
         this.#st("DELETE FROM user_inbox_seq WHERE user_id = ?").run(userId);
+        this.#counters.forgetInbox(userId);
         this.#st("DELETE FROM acks WHERE user_id = ?").run(userId);
         // Refresh tokens and the role go with the row (ON DELETE CASCADE).
         return Number(this.#st("DELETE FROM users WHERE user_id = ?").run(userId).changes) > 0;
