@@ -2,15 +2,18 @@
  * `deno run -A bench/sqlite_inbox_append.ts [STORE_MODULE]`
  *
  * Micro-benchmark of the SQLite store's `append` (not part of `deno task bench`): 300 messages to
- * a 1,000-member group (one per call) and 300 calls of 90 direct messages among 100 users, each
- * in a fresh temporary database file, printing the time per message (each run then times pages of
- * readInbox, which is excluded from its per-message figure). STORE_MODULE (default
+ * a 1,000-member group (one per call), 300 calls of 90 direct messages among 100 users, and
+ * 2,000 calls of 15 direct messages among 50 fixed pairs (the batches scenario 1 makes at a
+ * moderate rate), each in a fresh temporary database file, printing the time and the process's
+ * CPU time per message (the first two runs then time pages of readInbox, which is excluded from
+ * their per-message figures). STORE_MODULE (default
  * `../db/store_sqlite.ts`) may name another copy of the adapter, e.g. an older revision
  * extracted with `git show`, so a before/after comparison runs on the same machine in one sitting.
- * Bounded: 27,300 messages in all.
+ * Bounded: 57,300 messages in all.
  *
  * @module
  */
+import process from "node:process";
 import type { AppendRequest, Store } from "../db/store.ts";
 
 const target = Deno.args[0]
@@ -29,11 +32,15 @@ async function run(
   const store = openSqliteStore(`${dir}/im.sqlite3`);
   try {
     await store.migrate();
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const n = await fn(store);
     const ms = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
     console.log(
-      `${label}: ${(ms * 1000 / n).toFixed(1)} µs/message (${n} messages, ${ms.toFixed(0)} ms)`,
+      `${label}: ${(ms * 1000 / n).toFixed(1)} µs/message, CPU ${
+        ((cpu.user + cpu.system) / n).toFixed(1)
+      } µs (user ${(cpu.user / n).toFixed(1)}) (${n} messages, ${ms.toFixed(0)} ms)`,
     );
     await then?.(store);
   } finally {
@@ -90,3 +97,18 @@ await run("direct among 100, 90 messages per append", async (store) => {
   }
   return 300 * 90;
 }, (store) => readPages(store, 100));
+
+await run("direct among 50 fixed pairs, 15 messages per append", async (store) => {
+  const users = Array.from({ length: 100 }, (_, i) => `u_${i}`);
+  let k = 0;
+  for (let b = 0; b < 2000; b++) {
+    const batch: AppendRequest[] = [];
+    for (let j = 0; j < 15; j++, k++) {
+      const a = (k * 7) % 100, c = a % 2 === 0 ? a + 1 : a - 1;
+      const conv = a < c ? `d:u_${a}:u_${c}` : `d:u_${c}:u_${a}`;
+      batch.push(request(conv, `u_${a}`, [`u_${a}`, `u_${c}`]));
+    }
+    await store.append(batch);
+  }
+  return 2000 * 15;
+});
