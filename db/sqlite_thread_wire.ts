@@ -11,7 +11,7 @@
 import { FencedError, ImError, UnavailableError } from "../actors/errors.ts";
 import type { ErrorCode } from "../actors/errors.ts";
 import type { SqliteStoreOptions } from "./store_sqlite.ts";
-import { Packr, Unpackr } from "msgpackr";
+import type { AppendRequest, AppendResult, StoredMessage } from "./store.ts";
 
 /** Opens the database in the worker (first message). */
 export interface OpenRequest {
@@ -20,53 +20,106 @@ export interface OpenRequest {
   options: SqliteStoreOptions;
 }
 
-/** One call of a Store method; an `append` batch may travel packed instead ({@link shouldPack}). */
+/**
+ * One call of a Store method; an `append` batch may travel as JSON text instead
+ * ({@link appendAsText}), answered the same way.
+ */
 export interface CallRequest {
   type: "call";
   id: number;
   method: string;
   args: unknown[];
-  packed?: Uint8Array<ArrayBuffer>;
+  /** {@link encodeAppendBatch}'s text of the batch (then `args` is empty). */
+  text?: string;
 }
 
-/** The worker's answer to a call (or to `open`, with id 0); packed when the call was. */
+/** The worker's answer to a call (or to `open`, with id 0); as text when the call was. */
 export type Reply =
-  | { id: number; ok: true; value: unknown; packed?: Uint8Array<ArrayBuffer> }
+  | { id: number; ok: true; value: unknown; text?: string }
   | { id: number; ok: false; error: WireError };
 
-const packr = new Packr({ useRecords: true });
-const unpackr = new Unpackr({ useRecords: true, mapsAsObjects: true, int64AsType: "number" });
-
-/** Most recipients per request, on average, of a batch that travels packed. */
-const PACK_MAX_RECIPIENTS_PER_REQUEST = 16;
+/** Most recipients per request, on average, of a batch that travels as text. */
+const TEXT_MAX_RECIPIENTS_PER_REQUEST = 16;
 
 /**
- * Whether an `append` batch travels packed ({@link packValue}) instead of structured-cloned.
- * Packed: batches of many small requests (direct messages), whose requests and results are
- * records of one shape, cheaper to pack and much cheaper to unpack than to clone (the node's
- * main thread unpacks the results). Cloned: requests with large recipient lists (group
- * messages), whose results carry one `seqs` map per request with a key per member; MessagePack
- * records of a thousand keys cost more than a clone.
+ * Whether an `append` batch travels as JSON text ({@link encodeAppendBatch},
+ * {@link encodeAppendResults}) instead of structured-cloned. Text: batches of many small requests
+ * (direct messages). V8's JSON.stringify and JSON.parse beat both a structured clone and
+ * MessagePack for them, a string crosses the thread boundary as one copy, and the answer leaves
+ * out what the caller already has: of a stored message only its cseq and seqs travel back. Cloned:
+ * requests with large recipient lists (group messages), whose results carry one `seqs` map per
+ * request with a key per member.
  */
-export function shouldPack(batch: readonly { recipients: readonly string[] }[]): boolean {
+export function appendAsText(batch: readonly { recipients: readonly string[] }[]): boolean {
   let recipients = 0;
   for (const r of batch) recipients += r.recipients.length;
-  return recipients <= PACK_MAX_RECIPIENTS_PER_REQUEST * batch.length;
+  return recipients <= TEXT_MAX_RECIPIENTS_PER_REQUEST * batch.length;
 }
 
 /**
- * A value as MessagePack in a buffer of its own, to be transferred, not copied (see
- * {@link shouldPack}). Round-trips what `append` exchanges: records, arrays, strings, numbers
- * (integers up to 2^53), booleans and null. (A key `__proto__` would come back renamed: message
- * bodies cannot hold one, the frame decoder refuses it.)
+ * An append batch as JSON text. Everything in a request is JSON data (ids, integers below 2^53,
+ * a body the frame decoder accepted, which the store keeps as JSON text itself).
  */
-export function packValue(value: unknown): Uint8Array<ArrayBuffer> {
-  return new Uint8Array(packr.pack(value));
+export function encodeAppendBatch(requests: readonly AppendRequest[]): string {
+  return JSON.stringify(requests);
 }
 
-/** The value {@link packValue} packed. */
-export function unpackValue(bytes: Uint8Array): unknown {
-  return unpackr.unpack(bytes);
+/** The batch {@link encodeAppendBatch} wrote. */
+export function decodeAppendBatch(text: string): AppendRequest[] {
+  return JSON.parse(text);
+}
+
+/** A stored result without its message (the caller rebuilds it from the request). */
+interface StoredOnWire {
+  status: "stored";
+  cseq: number;
+  seqs: Record<string, number>;
+}
+
+/**
+ * The results of an append as JSON text: a stored message travels as its cseq and seqs only;
+ * duplicates (the earlier message, which the caller does not have) and fenced results whole.
+ */
+export function encodeAppendResults(results: readonly AppendResult[]): string {
+  const wire: (StoredOnWire | AppendResult)[] = new Array(results.length);
+  for (let i = 0; i < results.length; i++) {
+    const r = results[i];
+    wire[i] = r.status === "stored" ? { status: "stored", cseq: r.message.cseq, seqs: r.seqs } : r;
+  }
+  return JSON.stringify(wire);
+}
+
+/**
+ * The results {@link encodeAppendResults} wrote, for `requests` (the batch they answer): each
+ * stored message is rebuilt from its request as the store builds it (its `to` a fresh record, its
+ * body the request's body, equal to the store's copy: the store keeps the body as JSON text).
+ */
+export function decodeAppendResults(
+  text: string,
+  requests: readonly AppendRequest[],
+): AppendResult[] {
+  const wire = JSON.parse(text) as (StoredOnWire | AppendResult)[];
+  const results: AppendResult[] = new Array(wire.length);
+  for (let i = 0; i < wire.length; i++) {
+    const w = wire[i];
+    if (w.status !== "stored" || "message" in w) {
+      results[i] = w as AppendResult;
+      continue;
+    }
+    const req = requests[i];
+    const message: StoredMessage = {
+      mid: req.mid,
+      conv: req.conv,
+      cseq: w.cseq,
+      from: req.from,
+      to: "user" in req.to ? { user: req.to.user } : { group: req.to.group },
+      ts: req.ts,
+      body: req.body,
+      cmid: req.cmid,
+    };
+    results[i] = { status: "stored", message, seqs: w.seqs };
+  }
+  return results;
 }
 
 /** An error as it crosses the thread boundary. */

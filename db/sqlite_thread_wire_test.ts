@@ -1,8 +1,14 @@
 import assert from "node:assert/strict";
-import { packValue, shouldPack, unpackValue } from "./sqlite_thread_wire.ts";
+import {
+  appendAsText,
+  decodeAppendBatch,
+  decodeAppendResults,
+  encodeAppendBatch,
+  encodeAppendResults,
+} from "./sqlite_thread_wire.ts";
 import { openSqliteStore } from "./store_sqlite.ts";
 import { openThreadedSqliteStore } from "./store_sqlite_threaded.ts";
-import type { AppendRequest } from "./store.ts";
+import type { AppendRequest, AppendResult } from "./store.ts";
 
 function send(i: number, recipients: string[], extra: Partial<AppendRequest> = {}): AppendRequest {
   return {
@@ -20,41 +26,51 @@ function send(i: number, recipients: string[], extra: Partial<AppendRequest> = {
   };
 }
 
-Deno.test("batches of small requests travel packed, batches of group messages cloned", () => {
-  assert.equal(shouldPack([send(1, ["u_a1", "u_b"]), send(2, ["u_a2", "u_b"])]), true);
+Deno.test("batches of small requests travel as text, batches of group messages cloned", () => {
+  assert.equal(appendAsText([send(1, ["u_a1", "u_b"]), send(2, ["u_a2", "u_b"])]), true);
   const members = Array.from({ length: 1000 }, (_, i) => `u_m${i}`);
-  assert.equal(shouldPack([send(1, members)]), false);
-  // The rule is the average: one big group message among 99 direct ones still goes packed.
+  assert.equal(appendAsText([send(1, members)]), false);
+  // The rule is the average: one big group message among 99 direct ones still goes as text.
   const mixed = [
     send(0, members),
     ...Array.from({ length: 99 }, (_, i) => send(i + 1, ["a", "b"])),
   ];
-  assert.equal(shouldPack(mixed), true);
-  assert.equal(shouldPack(mixed.slice(0, 50)), false);
-  assert.equal(shouldPack([]), true);
+  assert.equal(appendAsText(mixed), true);
+  assert.equal(appendAsText(mixed.slice(0, 50)), false);
+  assert.equal(appendAsText([]), true);
 });
 
-Deno.test("what append exchanges round-trips packed unchanged", () => {
-  const requests = [send(1, ["u_a1", "u_b"]), send(2, [], { to: { group: "g_1" } })];
-  assert.deepEqual(unpackValue(packValue(requests)), requests);
-  const results = [
-    {
-      status: "stored",
-      message: { ...requests[0], cseq: 9_007_199_254_740_991 },
-      seqs: { u_b: 3 },
-    },
-    { status: "stored", message: { ...requests[1], cseq: 1 }, seqs: {} },
-    { status: "duplicate", message: { ...requests[0], cseq: 4 } },
+Deno.test("an append batch and its results round-trip as text; stored messages travel as cseq and seqs", () => {
+  const requests = [
+    send(1, ["u_a1", "u_b"]),
+    send(2, [], { to: { group: "g_1" }, conv: "g:g_1" }),
+    send(3, ["u_a0", "u_b"]),
+    send(4, ["u_a1", "u_b"]),
+  ];
+  assert.deepEqual(decodeAppendBatch(encodeAppendBatch(requests)), requests);
+  const stored = (r: AppendRequest, cseq: number) => ({
+    mid: r.mid,
+    conv: r.conv,
+    cseq,
+    from: r.from,
+    to: { ...r.to },
+    ts: r.ts,
+    body: structuredClone(r.body),
+    cmid: r.cmid,
+  });
+  const results: AppendResult[] = [
+    { status: "stored", message: stored(requests[0], 9_007_199_254_740_991), seqs: { u_b: 3 } },
+    { status: "stored", message: stored(requests[1], 1), seqs: {} },
+    { status: "duplicate", message: { ...stored(requests[0], 4), mid: "m_earlier" } },
     { status: "fenced", storedEpoch: 7 },
   ];
-  assert.deepEqual(unpackValue(packValue(results)), results);
-  // Its own buffer, so it can be transferred without taking the packer's.
-  const bytes = packValue(requests);
-  assert.equal(bytes.byteOffset, 0);
-  assert.equal(bytes.buffer.byteLength, bytes.byteLength);
+  const text = encodeAppendResults(results);
+  assert.equal(text.includes(requests[0].mid), false, "a stored message's fields stay home");
+  assert.equal(text.includes("m_earlier"), true, "a duplicate carries the earlier message");
+  assert.deepEqual(decodeAppendResults(text, requests), results);
 });
 
-Deno.test("threaded SQLite answers packed and cloned append batches as the store itself does", async () => {
+Deno.test("threaded SQLite answers append batches sent as text and cloned as the store itself does", async () => {
   const threaded = openThreadedSqliteStore(":memory:");
   const direct = openSqliteStore(":memory:");
   try {

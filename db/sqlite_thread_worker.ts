@@ -11,13 +11,14 @@
 /// <reference lib="deno.worker" />
 import type { Store } from "./store.ts";
 import { openSqliteStore } from "./store_sqlite.ts";
+import type { AppendResult } from "./store.ts";
 import {
   type CallRequest,
+  decodeAppendBatch,
+  encodeAppendResults,
   errorToWire,
   type OpenRequest,
-  packValue,
   type Reply,
-  unpackValue,
 } from "./sqlite_thread_wire.ts";
 
 let store: Store | null = null;
@@ -49,14 +50,14 @@ self.onmessage = async (ev: MessageEvent<OpenRequest | CallRequest>) => {
     if (typeof fn !== "function") throw new Error(`Unknown store method ${msg.method}`);
     // The SQLite store settles before returning (it is synchronous inside), so awaiting here
     // keeps calls strictly one after another.
-    if (msg.packed) {
-      const value = await fn.apply(store, [unpackValue(msg.packed)]);
-      reply = { id: msg.id, ok: true, value: undefined, packed: packValue(value) };
+    if (msg.text !== undefined) {
+      const results = await fn.apply(store, [decodeAppendBatch(msg.text)]);
+      const text = encodeAppendResults(results as AppendResult[]);
+      reply = { id: msg.id, ok: true, value: undefined, text };
     } else reply = { id: msg.id, ok: true, value: await fn.apply(store, msg.args) };
   } catch (err) {
     reply = { id: msg.id, ok: false, error: errorToWire(err) };
   }
-  if (reply.ok && reply.packed) self.postMessage(reply, [reply.packed.buffer]);
-  else self.postMessage(reply);
+  self.postMessage(reply);
   if (msg.method === "close" && reply.ok) self.close();
 };

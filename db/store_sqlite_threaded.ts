@@ -25,18 +25,20 @@ import type { AppendRequest, Store } from "./store.ts";
 import type { SqliteStoreOptions } from "./store_sqlite.ts";
 import { createLogger, type Logger } from "../observability/log.ts";
 import {
+  appendAsText,
   type CallRequest,
+  decodeAppendResults,
+  encodeAppendBatch,
   errorFromWire,
   type OpenRequest,
-  packValue,
   type Reply,
-  shouldPack,
-  unpackValue,
 } from "./sqlite_thread_wire.ts";
 
 interface Pending {
   resolve(value: unknown): void;
   reject(err: unknown): void;
+  /** An append batch sent as text: its answer is rebuilt from these requests. */
+  batch?: AppendRequest[];
 }
 
 /** Options of {@link openThreadedSqliteStore}: the store's, and where its warnings go. */
@@ -103,14 +105,16 @@ class ThreadClient {
     const worker = this.#worker ?? this.#start();
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
       try {
-        if (method === "append" && shouldPack(args[0] as AppendRequest[])) {
-          const packed = packValue(args[0]);
-          worker.postMessage({ type: "call", id, method, args: [], packed } satisfies CallRequest, [
-            packed.buffer,
-          ]);
-        } else worker.postMessage({ type: "call", id, method, args } satisfies CallRequest);
+        if (method === "append" && appendAsText(args[0] as AppendRequest[])) {
+          const batch = args[0] as AppendRequest[];
+          this.#pending.set(id, { resolve, reject, batch });
+          const text = encodeAppendBatch(batch);
+          worker.postMessage({ type: "call", id, method, args: [], text } satisfies CallRequest);
+        } else {
+          this.#pending.set(id, { resolve, reject });
+          worker.postMessage({ type: "call", id, method, args } satisfies CallRequest);
+        }
       } catch (err) {
         // An argument that cannot be cloned (a caller bug): fail this call only.
         this.#pending.delete(id);
@@ -143,8 +147,10 @@ class ThreadClient {
       const pending = this.#pending.get(reply.id);
       if (!pending) return;
       this.#pending.delete(reply.id);
-      if (reply.ok) pending.resolve(reply.packed ? unpackValue(reply.packed) : reply.value);
-      else pending.reject(errorFromWire(reply.error));
+      if (!reply.ok) pending.reject(errorFromWire(reply.error));
+      else if (reply.text !== undefined && pending.batch) {
+        pending.resolve(decodeAppendResults(reply.text, pending.batch));
+      } else pending.resolve(reply.value);
     };
     worker.onerror = (ev) => {
       ev.preventDefault();
