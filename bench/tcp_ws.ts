@@ -7,9 +7,10 @@
  * the server has acknowledged the previous one, and a server that answers only after a commit
  * lets the kernel's delayed-ACK timer (40 ms) decide when the next send leaves the generator:
  * latency a real browser client would never see, charged to whichever server answers late.
- * This client writes every frame at once (frames issued in the same turn of the event loop go
- * out in one write), and is otherwise what the generators need: binary and text messages,
- * fragmented messages, ping/pong, and the closing handshake.
+ * This client writes every frame at once (frames issued in the same turn of the event loop, or
+ * while the previous write is in flight, go out in one write), and is otherwise what the
+ * generators need: binary and text messages, fragmented messages, ping/pong, and the closing
+ * handshake. A connection that fails (reset, EOF, a failed write) ends with close code 1006.
  *
  * @module
  */
@@ -167,7 +168,8 @@ export class TcpWebSocket {
     this.#out.push(frame);
     if (this.#flushing) return;
     this.#flushing = true;
-    // Frames issued in this turn of the event loop leave in one write.
+    // Frames issued in this turn of the event loop leave in one write, and so do those issued
+    // while that write is in flight (as Chromium writes the frames pending on a socket).
     queueMicrotask(() => this.#flush());
   }
 

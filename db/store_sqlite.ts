@@ -15,6 +15,9 @@
  *   else closes it into `inbox_runs` and starts a new one: a group message rewrites one small
  *   counter row per member on a few shared pages. Reads expand the runs into (seq, conv, cseq)
  *   and fetch the messages by the (conv, cseq) index.
+ * - `append` keeps the counter rows it read or committed (epochs, last cseqs, inbox counters) and
+ *   reads only the others; `PRAGMA data_version` tells it when another connection wrote the file
+ *   (db/sqlite_counter_cache.ts).
  * - SQLite errors that mean "cannot reach the data right now" (busy, locked, I/O, full, closed)
  *   surface as {@link UnavailableError}; a taken username as ImError `username_taken`.
  *
