@@ -99,7 +99,6 @@ await run("direct among 100, 90 messages per append", async (store) => {
 }, (store) => readPages(store, 100));
 
 await run("direct among 50 fixed pairs, 15 messages per append", async (store) => {
-  const users = Array.from({ length: 100 }, (_, i) => `u_${i}`);
   let k = 0;
   for (let b = 0; b < 2000; b++) {
     const batch: AppendRequest[] = [];
