@@ -9,9 +9,8 @@
  * @module
  */
 /// <reference lib="deno.worker" />
-import type { Store } from "./store.ts";
+import type { AppendResult, Store } from "./store.ts";
 import { openSqliteStore } from "./store_sqlite.ts";
-import type { AppendResult } from "./store.ts";
 import {
   type CallRequest,
   decodeAppendBatch,
