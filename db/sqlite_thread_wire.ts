@@ -20,10 +20,7 @@ export interface OpenRequest {
   options: SqliteStoreOptions;
 }
 
-/**
- * One call of a Store method; an `append` batch may travel as JSON text instead
- * ({@link appendAsText}), answered the same way.
- */
+/** One call of a Store method; an `append` batch travels as JSON text, answered the same way. */
 export interface CallRequest {
   type: "call";
   id: number;
@@ -38,23 +35,13 @@ export type Reply =
   | { id: number; ok: true; value: unknown; text?: string }
   | { id: number; ok: false; error: WireError };
 
-/** Most recipients per request, on average, of a batch that travels as text. */
-const TEXT_MAX_RECIPIENTS_PER_REQUEST = 16;
-
-/**
- * Whether an `append` batch travels as JSON text ({@link encodeAppendBatch},
- * {@link encodeAppendResults}) instead of structured-cloned. Text: batches of many small requests
- * (direct messages). V8's JSON.stringify and JSON.parse beat both a structured clone and
+/*
+ * Append batches travel as JSON text (encodeAppendBatch, encodeAppendResults) instead of a
+ * structured clone: V8's JSON.stringify and JSON.parse beat both a structured clone and
  * MessagePack for them, a string crosses the thread boundary as one copy, and the answer leaves
- * out what the caller already has: of a stored message only its cseq and seqs travel back. Cloned:
- * requests with large recipient lists (group messages), whose results carry one `seqs` map per
- * request with a key per member.
+ * out what the caller already has (of a stored message only its cseq and seqs travel back, the
+ * seqs as arrays: see seqRecord).
  */
-export function appendAsText(batch: readonly { recipients: readonly string[] }[]): boolean {
-  let recipients = 0;
-  for (const r of batch) recipients += r.recipients.length;
-  return recipients <= TEXT_MAX_RECIPIENTS_PER_REQUEST * batch.length;
-}
 
 /**
  * An append batch as JSON text. Everything in a request is JSON data (ids, integers below 2^53,
@@ -69,11 +56,15 @@ export function decodeAppendBatch(text: string): AppendRequest[] {
   return JSON.parse(text);
 }
 
-/** A stored result without its message (the caller rebuilds it from the request). */
+/**
+ * A stored result without its message (the caller rebuilds it from the request), its seqs as
+ * two arrays: users and their seqs, in the record's order.
+ */
 interface StoredOnWire {
   status: "stored";
   cseq: number;
-  seqs: Record<string, number>;
+  users: string[];
+  seqs: number[];
 }
 
 /**
@@ -84,7 +75,14 @@ export function encodeAppendResults(results: readonly AppendResult[]): string {
   const wire: (StoredOnWire | AppendResult)[] = new Array(results.length);
   for (let i = 0; i < results.length; i++) {
     const r = results[i];
-    wire[i] = r.status === "stored" ? { status: "stored", cseq: r.message.cseq, seqs: r.seqs } : r;
+    wire[i] = r.status === "stored"
+      ? {
+        status: "stored",
+        cseq: r.message.cseq,
+        users: Object.keys(r.seqs),
+        seqs: Object.values(r.seqs),
+      }
+      : r;
   }
   return JSON.stringify(wire);
 }
@@ -117,7 +115,7 @@ export function decodeAppendResults(
       body: req.body,
       cmid: req.cmid,
     };
-    results[i] = { status: "stored", message, seqs: w.seqs };
+    results[i] = { status: "stored", message, seqs: seqRecord(w.users, w.seqs) };
   }
   return results;
 }
@@ -163,4 +161,17 @@ export function errorFromWire(wire: WireError): Error {
   const err = new Error(wire.message);
   err.name = wire.name;
   return err;
+}
+
+/**
+ * The seqs record of one result, built key by key. Not by a structured clone or JSON.parse of a
+ * record: those build an object of a thousand member ids through V8's map transitions, and in a
+ * node holding many users the transition trees of such records grew until deserializing a
+ * 1,000-member group's results took most of the main thread (docs/benchmarks.md, seventh round);
+ * keyed stores turn a large record into a dictionary instead.
+ */
+function seqRecord(users: readonly string[], seqs: readonly number[]): Record<string, number> {
+  const record: Record<string, number> = {};
+  for (let i = 0; i < users.length; i++) record[users[i]] = seqs[i];
+  return record;
 }

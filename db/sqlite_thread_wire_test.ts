@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import {
-  appendAsText,
   decodeAppendBatch,
   decodeAppendResults,
   encodeAppendBatch,
@@ -25,20 +24,6 @@ function send(i: number, recipients: string[], extra: Partial<AppendRequest> = {
     ...extra,
   };
 }
-
-Deno.test("batches of small requests travel as text, batches of group messages cloned", () => {
-  assert.equal(appendAsText([send(1, ["u_a1", "u_b"]), send(2, ["u_a2", "u_b"])]), true);
-  const members = Array.from({ length: 1000 }, (_, i) => `u_m${i}`);
-  assert.equal(appendAsText([send(1, members)]), false);
-  // The rule is the average: one big group message among 99 direct ones still goes as text.
-  const mixed = [
-    send(0, members),
-    ...Array.from({ length: 99 }, (_, i) => send(i + 1, ["a", "b"])),
-  ];
-  assert.equal(appendAsText(mixed), true);
-  assert.equal(appendAsText(mixed.slice(0, 50)), false);
-  assert.equal(appendAsText([]), true);
-});
 
 Deno.test("an append batch and its results round-trip as text; stored messages travel as cseq and seqs", () => {
   const requests = [
@@ -70,7 +55,7 @@ Deno.test("an append batch and its results round-trip as text; stored messages t
   assert.deepEqual(decodeAppendResults(text, requests), results);
 });
 
-Deno.test("threaded SQLite answers append batches sent as text and cloned as the store itself does", async () => {
+Deno.test("threaded SQLite answers append batches as the store itself does", async () => {
   const threaded = openThreadedSqliteStore(":memory:");
   const direct = openSqliteStore(":memory:");
   try {

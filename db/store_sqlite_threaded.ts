@@ -25,7 +25,6 @@ import type { AppendRequest, Store } from "./store.ts";
 import type { SqliteStoreOptions } from "./store_sqlite.ts";
 import { createLogger, type Logger } from "../observability/log.ts";
 import {
-  appendAsText,
   type CallRequest,
   decodeAppendResults,
   encodeAppendBatch,
@@ -106,7 +105,7 @@ class ThreadClient {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       try {
-        if (method === "append" && appendAsText(args[0] as AppendRequest[])) {
+        if (method === "append") {
           const batch = args[0] as AppendRequest[];
           this.#pending.set(id, { resolve, reject, batch });
           const text = encodeAppendBatch(batch);
