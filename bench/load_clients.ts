@@ -111,6 +111,7 @@ async function openFrameSocket(url: string): Promise<FrameSocket> {
       send: (data) => ws.send(data),
       close: () => ws.close(),
     };
+    // `im.v1.msgpack` carries binary messages only; neither server sends text on it.
     ws.onmessage = (d) => typeof d !== "string" && socket.onmessage(d);
     ws.onclose = (code) => socket.onclose(code);
     return socket;

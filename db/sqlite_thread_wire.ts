@@ -99,11 +99,11 @@ export function decodeAppendResults(
   const wire = JSON.parse(text) as (StoredOnWire | AppendResult)[];
   const results: AppendResult[] = new Array(wire.length);
   for (let i = 0; i < wire.length; i++) {
-    const w = wire[i];
-    if (w.status !== "stored" || "message" in w) {
-      results[i] = w as AppendResult;
+    if (wire[i].status !== "stored") {
+      results[i] = wire[i] as AppendResult;
       continue;
     }
+    const w = wire[i] as StoredOnWire;
     const req = requests[i];
     const message: StoredMessage = {
       mid: req.mid,
