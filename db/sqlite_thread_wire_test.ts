@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import {
+  compactArgs,
   decodeAppendBatch,
   decodeAppendResults,
   encodeAppendBatch,
@@ -77,4 +79,27 @@ Deno.test("threaded SQLite answers append batches as the store itself does", asy
     await threaded.close();
     await direct.close();
   }
+});
+
+Deno.test("compactArgs: a byte view of a larger buffer crosses as a copy of its own bytes only", () => {
+  const shared = new Uint8Array(64 * 1024);
+  shared.set([7, 8, 9], 100);
+  const view = shared.subarray(100, 103);
+  const whole = new Uint8Array([1, 2, 3]);
+  const other = { data: view };
+  const [a, b, c, d] = compactArgs(["actor", view, whole, other]);
+  assert.equal(a, "actor");
+  const copy = b as Uint8Array;
+  assert.deepEqual([...copy], [7, 8, 9]);
+  // The structured clone copies the backing buffer: it must hold the three bytes alone.
+  assert.equal(copy.buffer.byteLength, 3);
+  assert.notEqual(copy.buffer, shared.buffer);
+  // A tight array and anything else go through untouched (no needless copy).
+  assert.equal(c, whole);
+  assert.equal(d, other);
+  // msgpackr returns Node Buffers where `Buffer` exists, and their slice() is a view.
+  const buf = Buffer.alloc(64 * 1024, 1).subarray(10, 14);
+  const [fromBuffer] = compactArgs([buf]) as Uint8Array[];
+  assert.deepEqual([...fromBuffer], [1, 1, 1, 1]);
+  assert.equal(fromBuffer.buffer.byteLength, 4);
 });

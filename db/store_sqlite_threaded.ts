@@ -26,6 +26,7 @@ import type { SqliteStoreOptions } from "./store_sqlite.ts";
 import { createLogger, type Logger } from "../observability/log.ts";
 import {
   type CallRequest,
+  compactArgs,
   decodeAppendResults,
   encodeAppendBatch,
   errorFromWire,
@@ -112,7 +113,8 @@ class ThreadClient {
           worker.postMessage({ type: "call", id, method, args: [], text } satisfies CallRequest);
         } else {
           this.#pending.set(id, { resolve, reject });
-          worker.postMessage({ type: "call", id, method, args } satisfies CallRequest);
+          const call = { type: "call", id, method, args: compactArgs(args) } satisfies CallRequest;
+          worker.postMessage(call);
         }
       } catch (err) {
         // An argument that cannot be cloned (a caller bug): fail this call only.

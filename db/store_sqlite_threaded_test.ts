@@ -122,6 +122,21 @@ Deno.test("threaded SQLite: an argument that cannot cross the thread fails that 
   }
 });
 
+Deno.test("threaded SQLite: a snapshot given as a view of a larger buffer is stored as the view's bytes", async () => {
+  const store = openThreadedSqliteStore(":memory:");
+  try {
+    await store.migrate();
+    // As msgpackr hands them out: a view into a shared, much larger buffer.
+    const shared = new Uint8Array(1 << 20).fill(0xee);
+    shared.set([1, 2, 3, 4], 5000);
+    await store.saveSnapshot("user/u_1", 1, shared.subarray(5000, 5004));
+    const snap = await store.loadSnapshot("user/u_1");
+    assert.deepEqual([...snap!.data], [1, 2, 3, 4]);
+  } finally {
+    await store.close();
+  }
+});
+
 Deno.test("threaded SQLite: a checkpointer thread copies the WAL into the database file while the writer goes on", async () => {
   await withDir(async (dir) => {
     const path = `${dir}/im.sqlite3`;
