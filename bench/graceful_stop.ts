@@ -5,6 +5,7 @@
  *
  * `deno run -A bench/graceful_stop.ts [N]` (about a minute for 10,000: most of it is signing up
  * and connecting). Prints the stop's duration; run it a few times, the machine is noisy.
+ * `CPUPROF=DIR` runs the node with `--cpu-prof` (the profile is written as it exits).
  *
  * @module
  */
@@ -13,7 +14,7 @@ import { nodeEnv, startOurNode } from "./systems.ts";
 
 const n = Number(Deno.args[0] ?? 10_000);
 const dir = Deno.makeTempDirSync({ prefix: "graceful_stop_" });
-const server = await startOurNode(nodeEnv({ DATA_DIR: dir }));
+const server = await startOurNode(nodeEnv({ DATA_DIR: dir }), Deno.env.get("CPUPROF") || undefined);
 const pool = generators(2);
 const dep: Deployment = { label: "ours (SQLite)", kind: "im", servers: [server], extra: [] };
 try {

@@ -15,7 +15,8 @@
  *   bound; {@link MAX_RESENDS} only caps a deadline far away). Other errors reach the caller
  *   unchanged.
  * - New activations are placed on live nodes that are not draining (graceful shutdown); a
- *   draining node keeps the actors it holds until it has handed them off.
+ *   draining node keeps the actors it holds until it has handed them off. When every live node
+ *   is draining, a message to an actor that is not placed fails with `unavailable` at once.
  * - Messages from one caller to one actor leave in call order while the actor's node is known
  *   (concurrent look-ups of one actor are shared, so a cache miss does not reorder them).
  * - `tell` never throws: failures go to `onError` (by default a log line with the error code,
@@ -222,7 +223,13 @@ export class Router {
     const nodes = this.#membership.liveNodes();
     if (nodes.length === 0) throw new UnavailableError("No live node to place the actor on");
     const open = nodes.filter((n) => !n.draining);
-    return this.#strategy(actorId, (open.length > 0 ? open : nodes).map((n) => n.id));
+    // Every live node is shutting down: an actor placed now would be stopped at once, and a
+    // node that has stopped its actors answers `moved` until it leaves, so re-sending there
+    // only loops until the deadline (10,000 sessions closing at a node's stop did just that).
+    if (open.length === 0) {
+      throw new UnavailableError("Every live node is draining: none takes new actors");
+    }
+    return this.#strategy(actorId, open.map((n) => n.id));
   }
 
   #remember(actorId: string, node: string): void {

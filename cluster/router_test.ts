@@ -251,6 +251,28 @@ Deno.test("the router places new actors only on nodes that are not draining", as
   }
 });
 
+Deno.test("when every live node is draining, a message to an unplaced actor fails at once with unavailable", async () => {
+  const c = await cluster(["n1", "n2"]);
+  try {
+    await c.get("n1").membership.drain();
+    await c.get("n2").membership.drain();
+    const r = c.get("n1").router;
+    // An actor a draining node holds is still reached.
+    await c.placement.claim("group/held", "n2", { leaseMs: 60_000, minEpoch: 1 });
+    assert.equal((await r.ask("group/held", "x", 0) as { node: string }).node, "n2");
+    const started = Date.now();
+    await assert.rejects(
+      r.ask("user/new", "x", 1, { deadline: Date.now() + 5_000 }),
+      (e: ImError) => e.code === "unavailable",
+    );
+    // Not after re-sends until the deadline: nowhere to place it, so no re-send at all.
+    assert.ok(Date.now() - started < 1_000, `took ${Date.now() - started} ms`);
+    assert.equal(r.stats().retries, 0);
+  } finally {
+    await c.close();
+  }
+});
+
 Deno.test("the router keeps re-resolving, with backoff, while a handed-off actor is unplaced", async () => {
   const c = await cluster(["n1", "n2"]);
   try {
