@@ -98,3 +98,54 @@ export class CpuMeter {
     return out;
   }
 }
+
+/** User and system CPU ms of a group of threads. */
+export interface ThreadCpu {
+  user: number;
+  system: number;
+}
+
+/**
+ * CPU time of `pid`'s threads, summed per thread name with trailing digits dropped (`deno` is
+ * the main thread, `worker-1` and `worker-2` become `worker-`, V8's helpers `V8 DefaultWorke`),
+ * from `/proc/<pid>/task/<tid>/stat`. Empty when the process is gone. Threads that exit between
+ * two readings are missing from the later one: compare readings of a running process.
+ */
+export function threadCpuMs(pid: number): Map<string, ThreadCpu> {
+  const out = new Map<string, ThreadCpu>();
+  let tasks: Iterable<Deno.DirEntry>;
+  try {
+    tasks = [...Deno.readDirSync(`/proc/${pid}/task`)];
+  } catch {
+    return out;
+  }
+  for (const t of tasks) {
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/stat`);
+    } catch {
+      continue; // exited meanwhile
+    }
+    const name = text.slice(text.indexOf("(") + 1, text.lastIndexOf(")")).replace(/\d+$/, "");
+    const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    const cur = out.get(name) ?? { user: 0, system: 0 };
+    cur.user += (Number(rest[11]) * 1000) / CLK_TCK;
+    cur.system += (Number(rest[12]) * 1000) / CLK_TCK;
+    out.set(name, cur);
+  }
+  return out;
+}
+
+/** What each thread group used between two {@link threadCpuMs} readings (groups that grew). */
+export function threadCpuDelta(
+  before: Map<string, ThreadCpu>,
+  after: Map<string, ThreadCpu>,
+): Map<string, ThreadCpu> {
+  const out = new Map<string, ThreadCpu>();
+  for (const [name, a] of after) {
+    const b = before.get(name) ?? { user: 0, system: 0 };
+    const d = { user: a.user - b.user, system: a.system - b.system };
+    if (d.user + d.system > 0) out.set(name, d);
+  }
+  return out;
+}
