@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { atEndOfTurn } from "./turn_flush.ts";
+import { setImmediate } from "node:timers";
+import { atEndOfTurn, MAX_PER_TURN } from "./turn_flush.ts";
 
 /** Resolves after `n` promise hops. */
 async function hops(n: number): Promise<void> {
@@ -36,4 +37,18 @@ Deno.test("deferred callbacks run once each, in order; one deferred while they r
   });
   await nextTurns(3);
   assert.deepEqual(log, [1, 2, 3]);
+});
+
+Deno.test("at most MAX_PER_TURN deferred callbacks run in one go; timers (and I/O) run before the rest, which follow in order", async () => {
+  const ran: number[] = [];
+  const total = MAX_PER_TURN * 2 + 5;
+  for (let i = 0; i < total; i++) atEndOfTurn(() => ran.push(i));
+  // Deferred while the backlog waits: runs after it, not before.
+  const late = new Promise<number>((resolve) =>
+    setImmediate(() => atEndOfTurn(() => resolve(ran.length)))
+  );
+  const seenByTimer = await new Promise<number>((r) => setTimeout(() => r(ran.length), 0));
+  assert.ok(seenByTimer > 0 && seenByTimer <= MAX_PER_TURN, `a timer saw ${seenByTimer} run`);
+  assert.equal(await late, total);
+  assert.deepEqual(ran, Array.from({ length: total }, (_, i) => i));
 });
