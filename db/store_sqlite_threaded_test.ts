@@ -164,6 +164,34 @@ Deno.test("threaded SQLite: a checkpointer thread copies the WAL into the databa
   });
 });
 
+Deno.test("threaded SQLite: a checkpoint that fails for a reason other than a busy database is logged", async () => {
+  await withDir(async (dir) => {
+    // A directory where the database file should be: the writer cannot open it, and neither can
+    // the checkpointer's own connection (which does not open a path that does not exist).
+    const path = `${dir}/im.sqlite3`;
+    await Deno.mkdir(path);
+    const warnings: Array<{ msg: string; fields?: Record<string, unknown> }> = [];
+    const store = openThreadedSqliteStore(path, {
+      log: { warn: (msg, fields) => warnings.push({ msg, fields }) },
+    });
+    try {
+      await assert.rejects(store.migrate());
+      const deadline = Date.now() + 5_000;
+      while (!warnings.some((w) => w.msg === "SQLite checkpoint failed")) {
+        assert.ok(
+          Date.now() < deadline,
+          `no checkpoint failure logged: ${JSON.stringify(warnings)}`,
+        );
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const failure = warnings.find((w) => w.msg === "SQLite checkpoint failed")!;
+      assert.match(String(failure.fields?.error), /unable to open/i);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 Deno.test("threaded SQLite: when the worker dies, calls in flight fail with UnavailableError and the next call starts a new one on the same file", async () => {
   await withDir(async (dir) => {
     const path = `${dir}/im.sqlite3`;
