@@ -81,9 +81,17 @@ export async function fanoutScenario(
     users.map((account, key) => ({ key, account, server: 0, rooms: rooms(key) })),
   );
   const rows: FanoutRow[] = [];
-  const phase = { durationMs: sizes.durationMs, warmupMs: sizes.warmupMs, drainMs: sizes.drainMs };
   for (const size of groupSizes) {
     const groups = groupCount(size, users.length);
+    // Each phase starts once the one before has drained (every send answered, no delivery for
+    // 100 ms), or after drainMs: a phase with the last one's backlog still in flight would count
+    // its deliveries and time its own sends behind it. 10,000-member sends can leave seconds of
+    // deliveries queued, so the bound grows with the group (1 ms per member).
+    const phase = {
+      durationMs: sizes.durationMs,
+      warmupMs: sizes.warmupMs,
+      drainMs: Math.max(sizes.drainMs, sizes.quick ? 0 : size),
+    };
     if (size > users.length) {
       rows.push({
         label: dep.label,
