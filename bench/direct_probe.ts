@@ -15,9 +15,7 @@
  * @module
  */
 import {
-  accounts,
   closeClients,
-  connectClients,
   cpuPerDelivery,
   type Deployment,
   generators,
@@ -27,6 +25,7 @@ import {
   saturate,
 } from "./harness.ts";
 import { type ThreadCpu, threadCpuDelta, threadCpuMs } from "./proc_stat.ts";
+import { connectPairs } from "./scenarios/direct.ts";
 import { nodeEnv, type ServerProcess, startBare, startOurNode } from "./systems.ts";
 import { createTempDatabase, type TempDatabase } from "../tests/support/postgres.ts";
 
@@ -69,12 +68,7 @@ try {
     servers: [server],
     extra: [],
   };
-  const users = await accounts(dep, pool, 100, "dp_");
-  await connectClients(dep, pool, users.map((account, key) => ({ key, account, server: 0 })));
-  const senders = users.map((_, key) => ({
-    key,
-    to: { user: users[key % 2 === 0 ? key + 1 : key - 1].userId },
-  }));
+  const senders = await connectPairs(dep, pool, 50, "dp_");
   const phase = { durationMs, warmupMs: 1000, drainMs: 2000 };
   await prime(dep, pool, senders, false);
   console.log(

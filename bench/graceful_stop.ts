@@ -9,7 +9,8 @@
  *
  * @module
  */
-import { accounts, connectClients, type Deployment, generators, request } from "./harness.ts";
+import { accounts, connectClients, type Deployment, generators } from "./harness.ts";
+import { createGroup } from "./scenarios/fanout.ts";
 import { nodeEnv, startOurNode } from "./systems.ts";
 
 const n = Number(Deno.args[0] ?? 10_000);
@@ -20,22 +21,7 @@ const dep: Deployment = { label: "ours (SQLite)", kind: "im", servers: [server],
 try {
   const users = await accounts(dep, pool, n, "gs_");
   await connectClients(dep, pool, users.map((account, key) => ({ key, account, server: 0 })));
-  // group.create takes at most 1,023 ids; the rest join by group.invite, 1,000 at a time.
-  const ids = users.map((u) => u.userId);
-  const created = await request(pool, 0, {
-    op: "group.create",
-    name: "everyone",
-    members: ids.slice(1, 1000),
-  });
-  if (created.op !== "ok") throw new Error(`group.create: ${JSON.stringify(created)}`);
-  for (let i = 1000; i < n; i += 1000) {
-    const r = await request(pool, 0, {
-      op: "group.invite",
-      group: created.groupId,
-      users: ids.slice(i, i + 1000),
-    });
-    if (r.op !== "ok") throw new Error(`group.invite: ${JSON.stringify(r)}`);
-  }
+  await createGroup(pool, 0, users, "everyone");
   const t0 = performance.now();
   await server.stop(120_000);
   console.log(

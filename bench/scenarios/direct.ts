@@ -27,6 +27,24 @@ export interface DirectResult {
   levels: Array<{ fraction: number; result: LoadResult }>;
 }
 
+/**
+ * Scenario 1's users: `pairs` pairs of accounts (named `prefix`…), all connected to the first
+ * server; each user sends to the other of its pair (clients 2k and 2k + 1).
+ */
+export async function connectPairs(
+  dep: Deployment,
+  pool: GeneratorPool,
+  pairs: number,
+  prefix: string,
+): Promise<Array<{ key: number; to: { user: string } }>> {
+  const users = await accounts(dep, pool, pairs * 2, prefix);
+  await connectClients(dep, pool, users.map((account, key) => ({ key, account, server: 0 })));
+  return users.map((_, key) => ({
+    key,
+    to: { user: users[key % 2 === 0 ? key + 1 : key - 1].userId },
+  }));
+}
+
 /** Runs scenario 1 on `dep`. */
 export async function directScenario(
   dep: Deployment,
@@ -34,12 +52,7 @@ export async function directScenario(
   sizes: Sizes,
   tag: string,
 ): Promise<DirectResult> {
-  const users = await accounts(dep, pool, sizes.directPairs * 2, `d${tag}_`);
-  await connectClients(dep, pool, users.map((account, key) => ({ key, account, server: 0 })));
-  const senders = users.map((_, key) => ({
-    key,
-    to: { user: users[key % 2 === 0 ? key + 1 : key - 1].userId },
-  }));
+  const senders = await connectPairs(dep, pool, sizes.directPairs, `d${tag}_`);
   const phase = { durationMs: sizes.durationMs, warmupMs: sizes.warmupMs, drainMs: sizes.drainMs };
   await prime(dep, pool, senders, sizes.quick);
   const saturation = sizes.quick

@@ -42,7 +42,12 @@ export function groupCount(size: number, pool: number): number {
 
 const CREATE_CHUNK = 1000;
 
-async function createGroup(
+/**
+ * Creates a group on our server owned by `members[0]` (client key `ownerKey`) with every one of
+ * `members`: `group.create` takes at most 1,023 ids, the rest join by `group.invite` in chunks.
+ * Returns the group id.
+ */
+export async function createGroup(
   pool: GeneratorPool,
   ownerKey: number,
   members: Account[],
